@@ -1,0 +1,304 @@
+"""The `swarm` command: run tasks, look at traces, resume unfinished work, train routers.
+
+Thin by design: each command parses, calls the library, and renders with `swarm.cli.views`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from swarm.errors import SwarmError, TaskNotFound
+from swarm.trace import DEFAULT_DB_URL
+
+__all__ = ["main"]
+
+DB_OPTION = click.option(
+    "--db",
+    default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL),
+    show_default="$SWARM_DB or " + DEFAULT_DB_URL,
+    help="Trace store URL (any SQLAlchemy URL).",
+)
+ROUTER_OPTION = click.option(
+    "--router",
+    "router_spec",
+    default="auto",
+    show_default=True,
+    help="auto (the trained router for these agents, trained on first use), keyword (no model), "
+    "or a router artifact folder.",
+)
+MODELS_OPTION = click.option(
+    "--models-dir",
+    default="storage/models",
+    show_default=True,
+    help="Where trained router versions live.",
+)
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+class _Group(click.Group):
+    """Turns swarm's own errors into one red line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SwarmError as exc:
+            Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="swarm-dispatch")
+def main() -> None:
+    """swarm: many specialised agents behind one learned router."""
+    # Deterministic, quiet CPU inference: see BENCHMARKS.md on threads.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _json_out(obj: Any) -> None:
+    click.echo(json.dumps(obj, default=str))
+
+
+def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
+    """The router a command asked for: `keyword`, an artifact folder, or `auto`."""
+    if spec == "keyword":
+        from swarm.testing import KeywordRouter
+
+        return KeywordRouter(registry)
+    from swarm import router as routing
+
+    if spec == "auto":
+        return routing.ensure_router(registry, models_dir, console=out)
+    return routing.load_router(spec, registry=registry)
+
+
+# ---- run -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("texts", nargs=-1)
+@click.option("--agents", "agents_spec", required=True, help="Module that defines the agents.")
+@click.option("--agent", "forced", default=None, help="Skip routing: send to this agent.")
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="One task per line.")
+@click.option("--session", default=None, help="Session id shared by the tasks.")
+@click.option("--concurrency", default=64, show_default=True, help="Agents running at once.")
+@ROUTER_OPTION
+@MODELS_OPTION
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
+def run(
+    texts: tuple[str, ...],
+    agents_spec: str,
+    forced: str | None,
+    file_: str | None,
+    session: str | None,
+    concurrency: int,
+    router_spec: str,
+    models_dir: str,
+    db: str,
+    as_json: bool,
+) -> None:
+    """Route and run TEXTS (or the lines of --file); print each decision and result."""
+    from swarm.agents import AgentRegistry
+    from swarm.cli.views import DecisionView, ResultView
+    from swarm.swarm import Swarm
+
+    items = list(texts)
+    if file_:
+        items += [line.strip() for line in Path(file_).read_text().splitlines() if line.strip()]
+    if not items:
+        raise click.UsageError("give at least one text, or --file")
+    out = console()
+    _importable_cwd()
+    registry = AgentRegistry()
+    registry.load_module(agents_spec)
+    router = load_router(router_spec, registry, models_dir, out) if not forced else _NoRouter()
+    swarm = Swarm(
+        registry,
+        router=router,
+        db=db,
+        concurrency=concurrency,
+        run_meta={"router": router_spec, "agents": agents_spec},
+    )
+
+    async def go() -> list[Any]:
+        async with swarm:
+            handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
+            return [await h for h in handles]
+
+    results = asyncio.run(go())
+    if as_json:
+        _json_out({"run_id": swarm.run_id, "results": [r.model_dump(mode="json") for r in results]})
+    else:
+        for text, r in zip(items, results, strict=True):
+            out.print(f"[bold]›[/bold] {text}")
+            if r.decision is not None:
+                out.print(DecisionView(r.decision))
+            out.print(ResultView(r))
+        out.print(f"[grey50]run {swarm.run_id} · `swarm traces show TASK_ID` for a trace[/grey50]")
+    if any(not r.ok for r in results):
+        sys.exit(1)
+
+
+class _NoRouter:
+    """For `--agent NAME`: every task names its agent, so nothing is routed."""
+
+    blocking = False
+    version = "none"
+
+    def route(self, texts: list[str]) -> list[Any]:
+        raise AssertionError("tasks with an agent are not routed")
+
+
+def _importable_cwd() -> None:
+    """`--agents my_agents` should find my_agents.py in the folder the command runs in."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+# ---- traces ----------------------------------------------------------------------------------
+
+
+@main.group(invoke_without_command=True)
+@DB_OPTION
+@click.option("--limit", default=20, show_default=True)
+@click.option("--run", "run_id", default=None, help="Only this run's tasks.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json: bool) -> None:
+    """Recent runs and tasks; `swarm traces show TASK_ID` for one task's tree."""
+    ctx.obj = {"db": db, "as_json": as_json}
+    if ctx.invoked_subcommand is not None:
+        return
+    from swarm.cli.views import RunsTable, TasksTable
+    from swarm.trace import TraceStore
+
+    with TraceStore(db) as store:
+        runs = store.runs(limit=limit)
+        tasks = store.tasks(run_id=run_id, roots_only=True, limit=limit)
+    if as_json:
+        _json_out({"runs": runs, "tasks": tasks})
+        return
+    out = console()
+    out.print(RunsTable(runs))
+    out.print(TasksTable(tasks, title=f"tasks of run {run_id}" if run_id else "recent tasks"))
+
+
+@traces.command("show")
+@click.argument("task_id")
+@click.option("--db", default=None, help="Trace store URL (as for `swarm traces`).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def traces_show(ctx: click.Context, task_id: str, db: str | None, as_json: bool) -> None:
+    """The tree of TASK_ID (a unique prefix will do): routing decision, spans, child tasks."""
+    from swarm.cli.views import TaskTree
+    from swarm.trace import TraceStore
+
+    with TraceStore(db or ctx.obj["db"]) as store:
+        tree = store.task_tree(task_id)
+    if as_json or ctx.obj["as_json"]:
+        _json_out(tree)
+    else:
+        console().print(TaskTree(tree))
+
+
+# ---- resume ----------------------------------------------------------------------------------
+
+
+@main.command()
+@DB_OPTION
+@click.option("--agents", "agents_spec", default=None, help="Default: the module the run used.")
+@click.option("--router", "router_spec", default=None, help="Default: the router the run used.")
+@MODELS_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def resume(
+    db: str, agents_spec: str | None, router_spec: str | None, models_dir: str, as_json: bool
+) -> None:
+    """Run again every task a killed process left queued or running (finished ones never rerun)."""
+    from swarm.agents import AgentRegistry
+    from swarm.models import Task, TaskStatus
+    from swarm.swarm import Swarm
+    from swarm.trace import TraceStore
+
+    out = console()
+    _importable_cwd()
+    store = TraceStore(db)
+    try:
+        rows = store.unfinished_tasks()
+        roots = [r for r in rows if r["parent_id"] is None]
+        # A child is made again by its parent when the parent reruns; the old one is superseded.
+        orphans = [r["id"] for r in rows if r["parent_id"] is not None]
+        store.mark_tasks(orphans, TaskStatus.CANCELLED, "superseded: its parent was resumed")
+        by_run: dict[str | None, list[dict[str, Any]]] = {}
+        for r in roots:
+            by_run.setdefault(r["run_id"], []).append(r)
+        summary: list[dict[str, Any]] = []
+        for run_id, tasks in by_run.items():
+            run = store.run(run_id) if run_id else None
+            spec = agents_spec or (run or {}).get("agents")
+            if not spec:
+                raise TaskNotFound(
+                    f"run {run_id} recorded no agents module; pass --agents MODULE to resume it"
+                )
+            rspec = router_spec or (run or {}).get("router") or "auto"
+            registry = AgentRegistry()
+            registry.load_module(spec)
+            router = load_router(rspec, registry, models_dir, out)
+            swarm = Swarm(
+                registry,
+                router=router,
+                db=store,
+                run_kind="resume",
+                run_meta={"router": rspec, "agents": spec, "resumes": run_id},
+            )
+
+            async def go(swarm: Swarm = swarm, tasks: list[dict[str, Any]] = tasks) -> list[Any]:
+                async with swarm:
+                    handles = []
+                    for r in tasks:
+                        task = Task(
+                            id=r["id"],
+                            text=r["text"],
+                            payload=r["payload"] or {},
+                            priority=r["priority"],
+                            session=r["session_id"],
+                            agent=r["forced_agent"],
+                            run_id=r["run_id"],
+                        )
+                        handles.append(await swarm.scheduler.resume(task))
+                    return [await h for h in handles]
+
+            results = asyncio.run(go())
+            summary.append(
+                {
+                    "run_id": run_id,
+                    "resumed": len(results),
+                    "done": sum(r.ok for r in results),
+                    "results": [r.model_dump(mode="json") for r in results],
+                }
+            )
+    finally:
+        store.close()
+    if as_json:
+        _json_out({"runs": summary, "superseded_children": len(orphans)})
+        return
+    if not summary:
+        out.print("nothing to resume: every task in the store is finished")
+    for s in summary:
+        out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")
+
+
+from swarm.cli.router import router as _router_group  # noqa: E402
+
+main.add_command(_router_group)

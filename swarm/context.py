@@ -1,0 +1,182 @@
+"""What an agent can do while it runs: delegate, hand off (by returning `Handoff`), open spans, call
+tools and the LLM. One `Context` per attempt; the scheduler makes it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from swarm.models import Result, Task, new_id
+
+if TYPE_CHECKING:
+    from swarm.clock import Clock
+
+__all__ = ["Context", "Span", "SpanKind", "SpanSink"]
+
+SpanKind = Literal["agent", "tool", "llm", "route", "delegate"]
+
+_current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "swarm_current_span", default=None
+)
+
+
+@dataclass(slots=True)
+class Span:
+    """One timed step of a task. `attributes` must stay JSON-compatible: it goes to the store."""
+
+    kind: str
+    name: str
+    task_id: str
+    run_id: str | None = None
+    parent_id: str | None = None
+    id: str = field(default_factory=new_id)
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    status: str = "ok"
+    error: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, **attributes: Any) -> None:
+        self.attributes.update(attributes)
+
+    @property
+    def duration_ms(self) -> float | None:
+        return None if self.ended_at is None else (self.ended_at - self.started_at) * 1000
+
+
+class SpanSink(Protocol):
+    """Where finished spans go: the trace store, or nowhere."""
+
+    def record_span(self, span: Span) -> None: ...
+
+
+class _Delegator(Protocol):
+    async def delegate(self, parent: Task, child: Task) -> Result: ...
+
+
+class Context:
+    """Handed to `Agent.run(task, ctx)`.
+
+    - `await ctx.delegate("text")`: a child task, routed like any other; returns its `Result`.
+    - `async with ctx.span("tool", "lookup") as span: ...`: a timed, recorded step.
+    - `await ctx.tool(fn, **kwargs)`: call a tool inside a span.
+    - `ctx.llm`: the configured LLM client, or None when the swarm has none.
+    - `ctx.services`: shared objects the swarm was given (a database, a sandbox), by name.
+    """
+
+    __slots__ = ("_scheduler", "_sink", "agent", "attempt", "clock", "llm", "services", "task")
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        agent: str,
+        attempt: int,
+        scheduler: _Delegator,
+        sink: SpanSink | None,
+        clock: Clock,
+        llm: Any = None,
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        self.task = task
+        self.agent = agent
+        self.attempt = attempt
+        self.llm = llm
+        self.clock = clock
+        self.services = services or {}
+        self._scheduler = scheduler
+        self._sink = sink
+
+    async def delegate(
+        self,
+        text: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        agent: str | None = None,
+        priority: int | None = None,
+    ) -> Result:
+        """Run a child task (routed unless `agent` is given) and wait for its result.
+
+        The child inherits the session and the deadline; cancelling this task cancels it.
+        """
+        child = Task(
+            text=text,
+            payload=payload or {},
+            priority=self.task.priority if priority is None else priority,
+            deadline=self.task.deadline,
+            parent=self.task.id,
+            session=self.task.session,
+            agent=agent,
+            run_id=self.task.run_id,
+        )
+        async with self.span("delegate", agent or "routed", child_task=child.id):
+            return await self._scheduler.delegate(self.task, child)
+
+    @asynccontextmanager
+    async def span(self, kind: str, name: str, **attributes: Any) -> AsyncIterator[Span]:
+        parent = _current_span.get()
+        span = Span(
+            kind=kind,
+            name=name,
+            task_id=self.task.id,
+            run_id=self.task.run_id,
+            parent_id=parent.id if parent is not None else None,
+            attributes=dict(attributes),
+        )
+        token = _current_span.set(span)
+        try:
+            yield span
+        except BaseException as exc:
+            span.status = "cancelled" if _is_cancel(exc) else "error"
+            span.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            _current_span.reset(token)
+            span.ended_at = time.time()
+            if self._sink is not None:
+                self._sink.record_span(span)
+
+    async def tool(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Call `fn(**kwargs)` (sync or async) inside a `tool` span that keeps arguments and output."""
+        name = getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__)
+        async with self.span("tool", name, arguments=_jsonable(kwargs)) as span:
+            out = fn(**kwargs)
+            if inspect.isawaitable(out):
+                out = await out
+            span.set(output=_jsonable(out))
+            return out
+
+
+def enter_span(span: Span) -> contextvars.Token[Span | None]:
+    """Make `span` the parent of spans opened below it (used by the scheduler for agent spans)."""
+    return _current_span.set(span)
+
+
+def leave_span(token: contextvars.Token[Span | None]) -> None:
+    _current_span.reset(token)
+
+
+def _is_cancel(exc: BaseException) -> bool:
+    import asyncio
+
+    return isinstance(exc, asyncio.CancelledError)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-compatible rendering of `value` for span attributes (repr for the rest)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _jsonable(dump(mode="json"))
+    return repr(value)

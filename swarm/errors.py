@@ -1,0 +1,143 @@
+"""The one error tree of swarm: what a user got wrong apart from what went wrong while running.
+
+SwarmError
+├── UserError                  the input is wrong; the message names file, line or field
+│   ├── ConfigError            bad settings, a bad URL, an unknown option
+│   ├── AgentDefinitionError   an agent that cannot be registered (duplicate, no run, bad signature)
+│   ├── AgentNotFound          a name that no registered agent has
+│   ├── TaskNotFound           a task id that the trace store does not hold
+│   ├── DataError              a labelled file or data set that cannot be read
+│   ├── ScenarioError          a scenario file that does not parse or validate
+│   └── ArtifactError          a router artifact that is missing, partial, corrupt or mismatched
+└── RunError                   something failed while running
+    ├── AgentError             an agent raised, timed out or returned something unusable
+    │   └── Retryable          raised by an agent: this failure may pass, try again
+    ├── HandoffError           a handoff loop or too many hops
+    ├── RoutingRefused         the router said no agent should take the task
+    ├── SchedulerClosed        a task was submitted to a scheduler that is shutting down
+    ├── QueueFull              submit_nowait() on a full queue
+    ├── BackendError           an LLM or tool backend failed
+    │   ├── LLMStatusError     the LLM endpoint answered 4xx/5xx (`.status_code`), after retries
+    │   ├── ReplayMissing      a replayed run made an LLM request that has no recording
+    │   └── ToolError          a tool refused its arguments (a guard) or could not finish
+    └── StoreError             the trace store could not be written or read
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentDefinitionError",
+    "AgentError",
+    "AgentNotFound",
+    "ArtifactError",
+    "BackendError",
+    "ConfigError",
+    "DataError",
+    "HandoffError",
+    "LLMStatusError",
+    "QueueFull",
+    "ReplayMissing",
+    "Retryable",
+    "RoutingRefused",
+    "RunError",
+    "ScenarioError",
+    "SchedulerClosed",
+    "StoreError",
+    "SwarmError",
+    "TaskNotFound",
+    "ToolError",
+    "UserError",
+]
+
+
+class SwarmError(Exception):
+    """Base of every error swarm raises on purpose."""
+
+
+class UserError(SwarmError):
+    """The input is wrong; the message says where and what was expected."""
+
+
+class ConfigError(UserError):
+    pass
+
+
+class AgentDefinitionError(UserError):
+    pass
+
+
+class AgentNotFound(UserError):
+    pass
+
+
+class TaskNotFound(UserError):
+    pass
+
+
+class DataError(UserError):
+    pass
+
+
+class ScenarioError(UserError):
+    pass
+
+
+class ArtifactError(UserError):
+    pass
+
+
+class RunError(SwarmError):
+    """Something failed while running."""
+
+
+class AgentError(RunError):
+    pass
+
+
+class Retryable(AgentError):
+    """Raise it (or a subclass) from an agent to ask for another attempt with backoff."""
+
+
+class HandoffError(RunError):
+    pass
+
+
+class RoutingRefused(RunError):
+    pass
+
+
+class SchedulerClosed(RunError):
+    pass
+
+
+class QueueFull(RunError):
+    pass
+
+
+class BackendError(RunError):
+    pass
+
+
+class LLMStatusError(BackendError):
+    """The endpoint answered with an error status; retryable ones (429, 5xx) only after retries."""
+
+    def __init__(self, message: str, *, status_code: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+
+
+class ReplayMissing(BackendError):
+    """Replay found no recording for a request; the message names model, first message and hash."""
+
+    def __init__(self, message: str, *, request_hash: str) -> None:
+        super().__init__(message)
+        self.request_hash = request_hash
+
+
+class ToolError(BackendError):
+    """A tool refused its arguments or failed; an `LLMAgent` shows the message to the model."""
+
+
+class StoreError(RunError):
+    pass

@@ -1,0 +1,143 @@
+"""`Swarm`: the front door. Agents, a router and a trace store in; `run` and `submit` out.
+
+async with Swarm(agents=[cards, transfers], db="sqlite:///storage/swarm.db") as s:
+    result = await s.run("I lost my card")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from swarm.agents import Agent, AgentRegistry
+from swarm.clock import Clock
+from swarm.errors import ConfigError
+from swarm.models import Result, Task
+from swarm.scheduler import RouterLike, Scheduler, TaskHandle
+from swarm.trace import DEFAULT_DB_URL, TraceStore
+
+__all__ = ["Swarm"]
+
+
+class Swarm:
+    """Wires a registry, a router, a trace store and a scheduler together for one run.
+
+    - `agents`: agents or agent classes, an `AgentRegistry`, or a module path (`"mypkg.agents"`).
+    - `router`: anything with `route(texts) -> list[Decision]`; default: the serving trained router
+      under `storage/models` for exactly these agents.
+    - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
+    - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
+    """
+
+    def __init__(
+        self,
+        agents: Iterable[Agent | type[Agent]] | AgentRegistry | str = (),
+        *,
+        router: RouterLike | None = None,
+        db: str | TraceStore | None = DEFAULT_DB_URL,
+        llm: Any = None,
+        services: dict[str, Any] | None = None,
+        clock: Clock | None = None,
+        run_kind: str = "run",
+        run_meta: dict[str, Any] | None = None,
+        models_dir: str = "storage/models",
+        **options: Any,
+    ) -> None:
+        if isinstance(agents, AgentRegistry):
+            self.registry = agents
+            self._agents_spec: str | None = None
+        elif isinstance(agents, str):
+            self.registry = AgentRegistry()
+            self.registry.load_module(agents)
+            self._agents_spec = agents
+        else:
+            self.registry = AgentRegistry(agents)
+            self._agents_spec = None
+        if not len(self.registry):
+            raise ConfigError("a swarm needs at least one agent")
+        self.router = router
+        self._db = db
+        self.store: TraceStore | None = None
+        self._owns_store = False
+        self.llm = llm
+        self.services = services or {}
+        self.clock = clock
+        self.run_kind = run_kind
+        self.run_meta = run_meta or {}
+        self.models_dir = models_dir
+        self.options = options
+        self.run_id: str | None = None
+        self._scheduler: Scheduler | None = None
+
+    async def __aenter__(self) -> Swarm:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self.router is None:
+            self.router = await asyncio.to_thread(self._load_router)
+        if isinstance(self._db, TraceStore):
+            self.store = self._db
+        elif self._db is not None:
+            self.store = await asyncio.to_thread(TraceStore, self._db)
+            self._owns_store = True
+        if self.store is not None:
+            self.run_id = self.store.start_run(
+                kind=self.run_kind,
+                agents=self._agents_spec or self.run_meta.get("agents"),
+                router=self.run_meta.get("router"),
+                router_version=getattr(self.router, "version", None),
+                meta=self.run_meta,
+            )
+        self._scheduler = Scheduler(
+            self.registry,
+            self.router,
+            store=self.store,
+            clock=self.clock,
+            llm=self.llm,
+            services=self.services,
+            run_id=self.run_id,
+            **self.options,
+        )
+
+    async def close(self, *, drain: bool = True, timeout: float = 10.0) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.close(drain=drain, timeout=timeout)
+            self._scheduler = None
+        if self.store is not None and self.run_id is not None:
+            self.store.finish_run(self.run_id)
+        if self.store is not None and self._owns_store:
+            await asyncio.to_thread(self.store.close)
+        elif self.store is not None:
+            await self.store.flush()
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise ConfigError("the swarm is not started: use `async with Swarm(...) as swarm`")
+        return self._scheduler
+
+    async def submit(self, task: Task | str, **fields: Any) -> TaskHandle:
+        return await self.scheduler.submit(task, **fields)
+
+    async def run(self, task: Task | str, **fields: Any) -> Result:
+        return await self.scheduler.run(task, **fields)
+
+    async def run_many(self, texts: Iterable[Task | str], **fields: Any) -> list[Result]:
+        handles = [await self.submit(t, **fields) for t in texts]
+        return [await h for h in handles]
+
+    def cancel(self, task_id: str) -> bool:
+        return self.scheduler.cancel(task_id)
+
+    async def join(self) -> None:
+        await self.scheduler.join()
+
+    def _load_router(self) -> RouterLike:
+        from swarm.router import load_serving_router  # lazy: torch and the encoder are heavy
+
+        return load_serving_router(self.models_dir, registry=self.registry)

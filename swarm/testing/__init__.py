@@ -1,0 +1,8 @@
+"""Test doubles that ship as public API: deterministic routers, a virtual clock, and (with the
+router and LLM rooms) a hash encoder and a scripted LLM backend. Use them to test your own agents.
+"""
+
+from swarm.clock import VirtualClock
+from swarm.testing.routers import FakeRouter, KeywordRouter
+
+__all__ = ["FakeRouter", "KeywordRouter", "VirtualClock"]

@@ -1,0 +1,95 @@
+"""Deterministic routers for tests and examples: no model, no encoder, same answer every time."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from swarm.agents import Agent
+from swarm.models import Decision
+
+__all__ = ["FakeRouter", "KeywordRouter"]
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+class FakeRouter:
+    """Routes by rules: a mapping keyword -> agent (first keyword found in the text wins), or a
+    function text -> agent name or None. Anything unmatched goes to `default` (None: out of scope).
+    """
+
+    blocking = False  # cheap enough to call on the event loop
+    version = "fake"
+
+    def __init__(
+        self,
+        rules: Mapping[str, str] | Callable[[str], str | None] | None = None,
+        *,
+        default: str | None = None,
+    ) -> None:
+        self.rules = rules or {}
+        self.default = default
+        self.calls: list[list[str]] = []
+        """Every batch it was asked to route, for tests of micro-batching."""
+
+    def route(self, texts: list[str]) -> list[Decision]:
+        self.calls.append(list(texts))
+        return [self._decide(t) for t in texts]
+
+    def _decide(self, text: str) -> Decision:
+        if callable(self.rules):
+            agent = self.rules(text)
+        else:
+            low = text.lower()
+            agent = next((a for k, a in self.rules.items() if k.lower() in low), self.default)
+        if agent is None:
+            return Decision(None, 1.0, version=self.version, status="out_of_scope")
+        return Decision(agent, 1.0, ((agent, 1.0),), version=self.version)
+
+
+class KeywordRouter:
+    """Scores each agent by the words its examples and description share with the text.
+
+    A stand-in for the learned router where loading an encoder would be too slow (unit tests, the
+    `--router keyword` option of the CLI). No shared word: out of scope; a tie: ambiguous.
+    """
+
+    blocking = False
+    version = "keyword"
+
+    def __init__(self, agents: Iterable[Agent]) -> None:
+        self.vocab: dict[str, set[str]] = {}
+        for a in agents:
+            words: set[str] = set()
+            for line in [*a.examples, a.description, a.name.replace("_", " ")]:
+                words |= _words(line)
+            self.vocab[a.name] = words
+        self.labels = sorted(self.vocab)
+
+    def route(self, texts: list[str]) -> list[Decision]:
+        return [self._decide(t) for t in texts]
+
+    def _decide(self, text: str) -> Decision:
+        start = time.perf_counter()
+        words = _words(text)
+        scores = sorted(
+            ((len(words & vocab), name) for name, vocab in self.vocab.items()),
+            key=lambda s: (-s[0], s[1]),
+        )
+        total = sum(s for s, _ in scores) or 1
+        candidates = tuple((name, s / total) for s, name in scores[:3] if s > 0)
+        ms = (time.perf_counter() - start) * 1000
+        if not candidates:
+            return Decision(None, 0.0, version=self.version, latency_ms=ms, status="out_of_scope")
+        best, p = candidates[0]
+        tied = len(scores) > 1 and scores[0][0] == scores[1][0]
+        status = "ambiguous" if tied else "routed"
+        return Decision(best, p, candidates, version=self.version, latency_ms=ms, status=status)
+
+
+_STOP = frozenset("a an the i my me to is it of for and or in on can you do how what".split())
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}

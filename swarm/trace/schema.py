@@ -1,0 +1,134 @@
+"""The trace store's tables (SQLAlchemy 2.0 declarative): runs, tasks, routing decisions, spans,
+feedback, and the schema version. Times are wall-clock seconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Base",
+    "DecisionRow",
+    "FeedbackRow",
+    "MetaRow",
+    "RunRow",
+    "SpanRow",
+    "TaskRow",
+]
+
+SCHEMA_VERSION = 1
+"""Bump with a migration under storage/migrations when a table changes shape."""
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, Any: JSON}
+
+
+class MetaRow(Base):
+    __tablename__ = "swarm_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="run")
+    agents: Mapped[str | None] = mapped_column(Text)
+    """How to load the run's agents again (a module path), for `swarm resume`."""
+    router: Mapped[str | None] = mapped_column(Text)
+    """How to load the run's router again (an artifact path or a testing router's name)."""
+    router_version: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+def _partial(name: str, column: str, where: str) -> Index:
+    """An index over the few rows that match `where`: most writes never touch it."""
+    return Index(name, column, sqlite_where=text(where), postgresql_where=text(where))
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+    # Partial indexes and no rowid (the time-ordered id is the clustered key): a task insert
+    # touches two B-trees instead of six, which is most of the traced scheduler's write cost.
+    __table_args__ = (
+        _partial("ix_tasks_unfinished", "status", "status IN ('queued', 'running')"),
+        _partial("ix_tasks_parent", "parent_id", "parent_id IS NOT NULL"),
+        _partial("ix_tasks_session", "session_id", "session_id IS NOT NULL"),
+        Index("ix_tasks_run", "run_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    deadline: Mapped[float | None] = mapped_column(Float)
+    forced_agent: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    agent: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    hops: Mapped[list[Any] | None] = mapped_column()
+    output: Mapped[Any | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class DecisionRow(Base):
+    __tablename__ = "routing_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    agent: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[float] = mapped_column(Float)
+    candidates: Mapped[list[Any]] = mapped_column(default=list)
+    router_version: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class SpanRow(Base):
+    __tablename__ = "spans"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(256))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    error: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """good, bad, or correction (then `agent` names the right agent)."""
+    agent: Mapped[str | None] = mapped_column(String(128))
+    routed_agent: Mapped[str | None] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    router_version: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
