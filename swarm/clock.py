@@ -1,4 +1,4 @@
-"""Time for the scheduler, injectable: the event loop's clock in production, a virtual clock in tests.
+"""Time for the scheduler, injectable: the event loop's clock in production, a virtual one in tests.
 
 `VirtualClock` jumps straight to the next timer whenever the loop has nothing else to do, so a test
 of a 30 s timeout or of five retries with backoff runs in milliseconds (trio's MockClock, autojump).
@@ -10,7 +10,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 __all__ = ["Clock", "SystemClock", "VirtualClock"]
@@ -23,7 +23,7 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
-    def timeout_at(self, when: float | None) -> AsyncIterator[None]:
+    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[None]:
         """An async context manager that raises TimeoutError if its body runs past `when`."""
         ...
 
@@ -37,7 +37,7 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    def timeout_at(self, when: float | None) -> _Deadline:  # type: ignore[override]
+    def timeout_at(self, when: float | None) -> _Deadline:
         return _Deadline(when)
 
 
@@ -108,8 +108,11 @@ class VirtualClock:
         finally:
             timer[3] = False
 
+    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[None]:
+        return self._timeout_at(when)
+
     @asynccontextmanager
-    async def timeout_at(self, when: float | None) -> AsyncIterator[None]:
+    async def _timeout_at(self, when: float | None) -> AsyncIterator[None]:
         if when is None:
             yield
             return

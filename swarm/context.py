@@ -143,8 +143,8 @@ class Context:
                 self._sink.record_span(span)
 
     async def tool(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
-        """Call `fn(**kwargs)` (sync or async) inside a `tool` span that keeps arguments and output."""
-        name = getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__)
+        """Call `fn(**kwargs)` (sync or async) in a `tool` span that keeps arguments and output."""
+        name = str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))
         async with self.span("tool", name, arguments=_jsonable(kwargs)) as span:
             out = fn(**kwargs)
             if inspect.isawaitable(out):

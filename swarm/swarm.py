@@ -104,9 +104,9 @@ class Swarm:
             **self.options,
         )
 
-    async def close(self, *, drain: bool = True, timeout: float = 10.0) -> None:
+    async def close(self, *, drain: bool = True, grace: float = 10.0) -> None:
         if self._scheduler is not None:
-            await self._scheduler.close(drain=drain, timeout=timeout)
+            await self._scheduler.close(drain=drain, grace=grace)
             self._scheduler = None
         if self.store is not None and self.run_id is not None:
             self.store.finish_run(self.run_id)

@@ -15,7 +15,9 @@ def test_every_public_class_is_exported() -> None:
     public = {
         name
         for name, value in vars(swarm).items()
-        if not name.startswith("_") and isinstance(value, type) and value.__module__.startswith("swarm")
+        if not name.startswith("_")
+        and isinstance(value, type)
+        and value.__module__.startswith("swarm")
     }
     assert public <= set(swarm.__all__)
 

@@ -1,4 +1,6 @@
-"""The registry: a plain dict of agents by name, filled by `register()`, a module path or entry points."""
+"""The registry: a plain dict of agents by name, filled by `register()`, a module path, or the
+entry points of installed packages.
+"""
 
 from __future__ import annotations
 
@@ -32,13 +34,14 @@ class AgentRegistry:
             if other is a:
                 return a
             raise AgentDefinitionError(
-                f"two agents are named {a.name!r}: {other.origin} and {a.origin}; names must be unique"
+                f"two agents are named {a.name!r}: {other.origin} and {a.origin}; "
+                "names must be unique"
             )
         self._agents[a.name] = a
         return a
 
     def load_module(self, path: str) -> list[Agent]:
-        """Import `path` (a dotted module, or `module:attribute`) and register the agents it defines."""
+        """Import `path` (a dotted module or `module:attribute`) and register its agents."""
         found = [self.register(a) for a in agents_in(path)]
         if not found:
             raise ConfigError(

@@ -90,7 +90,9 @@ def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
 @click.argument("texts", nargs=-1)
 @click.option("--agents", "agents_spec", required=True, help="Module that defines the agents.")
 @click.option("--agent", "forced", default=None, help="Skip routing: send to this agent.")
-@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="One task per line.")
+@click.option(
+    "--file", "file_", type=click.Path(exists=True, dir_okay=False), help="One task per line."
+)
 @click.option("--session", default=None, help="Session id shared by the tasks.")
 @click.option("--concurrency", default=64, show_default=True, help="Agents running at once.")
 @ROUTER_OPTION

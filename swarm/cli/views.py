@@ -1,4 +1,4 @@
-"""Rich renderables for the CLI and the console: a decision, a result, a task's tree, runs and tasks.
+"""Rich renderables for the CLI and the console: a decision, a result, a task tree, runs, tasks.
 
 Each view is an object with `__rich_console__`, so tests print it into a fixed-width Console.
 """
@@ -64,10 +64,14 @@ class DecisionView:
             bar = Text("█" * filled, style="green" if name == d.agent else "grey50")
             bar.append("·" * (self.bar_width - filled), style="grey23")
             table.add_row(name, bar, f"{p:.2f}")
-        style = {"routed": "green", "forced": "blue", "ambiguous": "yellow"}.get(d.status, "magenta")
+        style = {"routed": "green", "forced": "blue", "ambiguous": "yellow"}.get(
+            d.status, "magenta"
+        )
         title = Text.assemble(("route ", "bold"), (d.reason, style))
         subtitle = f"router {d.version or '?'} · {d.latency_ms:.1f} ms"
-        yield Panel(table if d.candidates else Text("no candidates"), title=title, subtitle=subtitle)
+        yield Panel(
+            table if d.candidates else Text("no candidates"), title=title, subtitle=subtitle
+        )
 
 
 class ResultView:
@@ -78,7 +82,9 @@ class ResultView:
         r = self.result
         if r.status is TaskStatus.DONE:
             out = r.output
-            body: Any = Text(out if isinstance(out, str) else json.dumps(out, indent=2, default=repr))
+            body: Any = Text(
+                out if isinstance(out, str) else json.dumps(out, indent=2, default=repr)
+            )
         else:
             body = Text(r.error or r.status.value, style=_STATUS_STYLE.get(r.status.value, ""))
         hops = " → ".join(r.hops) if r.hops else "no agent"
@@ -88,7 +94,7 @@ class ResultView:
 
 
 class TaskTree:
-    """A task with its routing decision, spans and child tasks, as stored (`TraceStore.task_tree`)."""
+    """A task with its routing decision, spans and children, as `TraceStore.task_tree` gives it."""
 
     def __init__(self, node: dict[str, Any]) -> None:
         self.node = node
@@ -130,7 +136,9 @@ class TaskTree:
         def add_spans(branch: Tree, parent: str | None) -> None:
             for s in by_parent.get(parent, []):
                 took = (
-                    f"{1000 * (s['ended_at'] - s['started_at']):.1f} ms" if s["ended_at"] else "open"
+                    f"{1000 * (s['ended_at'] - s['started_at']):.1f} ms"
+                    if s["ended_at"]
+                    else "open"
                 )
                 label = Text.assemble(
                     (f"{s['kind']} ", "bold"),

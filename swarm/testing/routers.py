@@ -83,9 +83,9 @@ class KeywordRouter:
         if not candidates:
             return Decision(None, 0.0, version=self.version, latency_ms=ms, status="out_of_scope")
         best, p = candidates[0]
-        tied = len(scores) > 1 and scores[0][0] == scores[1][0]
-        status = "ambiguous" if tied else "routed"
-        return Decision(best, p, candidates, version=self.version, latency_ms=ms, status=status)
+        if len(scores) > 1 and scores[0][0] == scores[1][0]:
+            return Decision(best, p, candidates, self.version, ms, status="ambiguous")
+        return Decision(best, p, candidates, self.version, ms)
 
 
 _STOP = frozenset("a an the i my me to is it of for and or in on can you do how what".split())

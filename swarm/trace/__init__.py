@@ -1,4 +1,6 @@
-"""The trace store: runs, tasks, routing decisions, spans and feedback in any SQLAlchemy database."""
+"""The trace store: runs, tasks, routing decisions, spans and feedback, in any SQLAlchemy
+database.
+"""
 
 from swarm.trace.schema import SCHEMA_VERSION
 from swarm.trace.store import DEFAULT_DB_URL, TraceStore

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, create_engine, event, func, select, update
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -39,10 +39,11 @@ log = logging.getLogger("swarm.trace")
 
 DEFAULT_DB_URL = "sqlite:///storage/swarm.db"
 
-_TASKS = TaskRow.__table__
-_DECISIONS = DecisionRow.__table__
-_SPANS = SpanRow.__table__
-_RUNS = RunRow.__table__
+_TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
+_DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
+_SPANS: Table = SpanRow.__table__  # type: ignore[assignment]
+_RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+_FEEDBACK: Table = FeedbackRow.__table__  # type: ignore[assignment]
 _INSERT_ORDER = (_RUNS, _TASKS, _DECISIONS, _SPANS)
 
 
@@ -226,7 +227,7 @@ class TraceStore:
         decision = self.decision(task_id)
         with self._lock, self.engine.begin() as conn:
             row = conn.execute(
-                FeedbackRow.__table__.insert().returning(FeedbackRow.__table__.c.id),
+                _FEEDBACK.insert().returning(_FEEDBACK.c.id),
                 {
                     "task_id": task_id,
                     "kind": kind,
@@ -354,8 +355,7 @@ class TraceStore:
         )
 
     def feedback(self) -> list[dict[str, Any]]:
-        table = FeedbackRow.__table__
-        return self._rows(select(table).order_by(table.c.id))
+        return self._rows(select(_FEEDBACK).order_by(_FEEDBACK.c.id))
 
     def labelled_feedback(self) -> list[tuple[str, str]]:
         """(text, agent) pairs people stated: corrections, and routings marked good."""
@@ -383,7 +383,7 @@ class TraceStore:
                 ).scalar_one_or_none()
                 if found is None:
                     conn.execute(
-                        MetaRow.__table__.insert(),
+                        MetaRow.__table__.insert(),  # type: ignore[attr-defined]
                         {"key": "schema_version", "value": str(SCHEMA_VERSION)},
                     )
         except SQLAlchemyError as exc:
@@ -510,6 +510,8 @@ class _Batch:
 
     def write(self, conn: Any) -> None:
         sqlite = conn.dialect.name == "sqlite"
+        # The DBAPI cursor itself: SQLAlchemy's exec_driver_sql costs as much again per row.
+        cursor = conn.connection.driver_connection.cursor() if sqlite else None
         if self.runs:
             conn.execute(_RUNS.insert(), self.runs)
         tasks = [tuple(row[c] for c in _TASK_COLUMNS) for row in self.tasks.values()]
@@ -521,7 +523,8 @@ class _Batch:
             if not rows:
                 continue
             if sqlite:
-                conn.exec_driver_sql(_insert_sql(table.name, columns), _encoded(columns, rows))
+                head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                _execute_chunked(cursor, head, len(columns), _encoded(columns, rows))
             else:
                 conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
@@ -530,9 +533,11 @@ class _Batch:
             groups.setdefault(columns, []).append((*values.values(), task_id))
         for columns, rows in groups.items():
             if sqlite:
-                sets = ", ".join(f"{c} = ?" for c in columns)
-                conn.exec_driver_sql(
-                    f"UPDATE tasks SET {sets} WHERE id = ?", _encoded((*columns, "id"), rows)
+                sets = ", ".join(f"{c} = v.{c}" for c in columns)
+                head = f"WITH v({', '.join(columns)}, id) AS (VALUES "
+                tail = f") UPDATE tasks SET {sets} FROM v WHERE tasks.id = v.id"
+                _execute_chunked(
+                    cursor, head, len(columns) + 1, _encoded((*columns, "id"), rows), tail
                 )
             else:
                 stmt = (
@@ -548,8 +553,16 @@ class _Batch:
             conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(finished_at=at))
 
 
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+def _execute_chunked(
+    cursor: Any, head: str, width: int, rows: list[tuple[Any, ...]], tail: str = ""
+) -> None:
+    """Many rows per statement: `executemany` gives the GIL up and back once per row, and a
+    thread that must win the GIL back from a busy event loop waits for it each time."""
+    group = "(" + ",".join("?" * width) + ")"
+    per = max(1, min(500, 30_000 // width))  # under SQLite's 32,766 bound variables
+    for i in range(0, len(rows), per):
+        chunk = rows[i : i + per]
+        cursor.execute(head + ",".join([group] * len(chunk)) + tail, [v for r in chunk for v in r])
 
 
 def _encoded(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

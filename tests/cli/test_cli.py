@@ -57,8 +57,16 @@ def swarm(project: Path, *args: str, timeout: float = 60) -> subprocess.Complete
 
 
 def test_run_then_traces_through_the_real_command(project: Path) -> None:
-    done = swarm(project, "run", "I was charged twice, refund please", "--agents", "my_agents",
-                 "--router", "keyword", "--json")
+    done = swarm(
+        project,
+        "run",
+        "I was charged twice, refund please",
+        "--agents",
+        "my_agents",
+        "--router",
+        "keyword",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout.strip().splitlines()[-1])
     (result,) = payload["results"]
@@ -83,8 +91,16 @@ def test_rejected_task_exits_non_zero_and_says_why(
     monkeypatch.syspath_prepend(str(project))
     r = CliRunner().invoke(
         main,
-        ["run", "tell me a joke", "--agents", "my_agents", "--router", "keyword",
-         "--db", f"sqlite:///{project / 's.db'}"],
+        [
+            "run",
+            "tell me a joke",
+            "--agents",
+            "my_agents",
+            "--router",
+            "keyword",
+            "--db",
+            f"sqlite:///{project / 's.db'}",
+        ],
         catch_exceptions=False,
     )
     assert r.exit_code == 1
@@ -131,7 +147,10 @@ def test_sigkill_then_resume_loses_nothing_and_reruns_nothing_finished(tmp_path:
     env = {**os.environ, "SWARM_TEST_LOG": str(log), "SWARM_DB": f"sqlite:///{db}"}
     proc = subprocess.Popen(
         [SWARM, "run", "--file", "tasks.txt", "--agents", "slow_agents", "--router", "keyword"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -147,7 +166,11 @@ def test_sigkill_then_resume_loses_nothing_and_reruns_nothing_finished(tmp_path:
     assert 10 <= len(finished_before) < 60, "the kill came midway"
 
     resumed = subprocess.run(
-        [SWARM, "resume", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [SWARM, "resume", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr

@@ -19,8 +19,8 @@ from swarm import (
     Handoff,
     QueueFull,
     Result,
-    RetryPolicy,
     Retryable,
+    RetryPolicy,
     Scheduler,
     SchedulerClosed,
     TaskStatus,
@@ -514,7 +514,7 @@ async def test_graceful_shutdown_drains() -> None:
 
     s = make([brief], default="brief")
     handles = [await s.submit(str(i)) for i in range(20)]
-    await s.close(drain=True, timeout=5)
+    await s.close(drain=True, grace=5)
     assert all(h.done() for h in handles)
     assert all([(await h).ok for h in handles])
     with pytest.raises(SchedulerClosed):
@@ -531,7 +531,7 @@ async def test_shutdown_cancels_what_does_not_finish_in_time() -> None:
     queued = await s.submit("queued")
     await asyncio.sleep(0.01)
     start = time.perf_counter()
-    await s.close(drain=True, timeout=0.05)
+    await s.close(drain=True, grace=0.05)
     assert time.perf_counter() - start < 2
     assert (await running).status is TaskStatus.CANCELLED
     r = await queued
