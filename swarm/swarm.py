@@ -74,8 +74,9 @@ class Swarm:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # Leaving on an error or a cancellation (Ctrl-C): do not wait for running agents.
+        await self.close(drain=exc_type is None)
 
     async def start(self) -> None:
         if self.router is None:

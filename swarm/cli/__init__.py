@@ -88,7 +88,12 @@ def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
 
 @main.command()
 @click.argument("texts", nargs=-1)
-@click.option("--agents", "agents_spec", required=True, help="Module that defines the agents.")
+@click.option(
+    "--agents",
+    "agents_spec",
+    default=None,
+    help="Module that defines the agents. Default: installed plug-ins (entry points swarm.agents).",
+)
 @click.option("--agent", "forced", default=None, help="Skip routing: send to this agent.")
 @click.option(
     "--file", "file_", type=click.Path(exists=True, dir_okay=False), help="One task per line."
@@ -101,7 +106,7 @@ def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
 def run(
     texts: tuple[str, ...],
-    agents_spec: str,
+    agents_spec: str | None,
     forced: str | None,
     file_: str | None,
     session: str | None,
@@ -112,7 +117,6 @@ def run(
     as_json: bool,
 ) -> None:
     """Route and run TEXTS (or the lines of --file); print each decision and result."""
-    from swarm.agents import AgentRegistry
     from swarm.cli.views import DecisionView, ResultView
     from swarm.swarm import Swarm
 
@@ -123,8 +127,7 @@ def run(
         raise click.UsageError("give at least one text, or --file")
     out = console()
     _importable_cwd()
-    registry = AgentRegistry()
-    registry.load_module(agents_spec)
+    registry = registry_for(agents_spec)
     router = load_router(router_spec, registry, models_dir, out) if not forced else _NoRouter()
     swarm = Swarm(
         registry,
@@ -151,6 +154,21 @@ def run(
         out.print(f"[grey50]run {swarm.run_id} · `swarm traces show TASK_ID` for a trace[/grey50]")
     if any(not r.ok for r in results):
         sys.exit(1)
+
+
+def registry_for(agents_spec: str | None) -> Any:
+    """The agents of a module path, or of the installed plug-ins when no module is named."""
+    from swarm.agents import AgentRegistry
+    from swarm.errors import ConfigError
+
+    registry = AgentRegistry()
+    if agents_spec:
+        registry.load_module(agents_spec)
+    elif not registry.load_entry_points():
+        raise ConfigError(
+            "no agents: pass --agents MODULE, or install a package with `swarm.agents` entry points"
+        )
+    return registry
 
 
 class _NoRouter:
@@ -301,6 +319,8 @@ def resume(
         out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")
 
 
+from swarm.cli.demo import demo as _demo  # noqa: E402
 from swarm.cli.router import router as _router_group  # noqa: E402
 
+main.add_command(_demo)
 main.add_command(_router_group)

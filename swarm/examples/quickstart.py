@@ -134,7 +134,10 @@ DEMO_REQUESTS = [
     "I want a refund for my order",
     "I forgot my password and can't log in",
     "the checkout page shows an error",
-    "my order arrived but I was charged twice",
+    "my parcel came but I was charged twice for it",
     "what is the capital of France",
     "tell me a joke about cats",
 ]
+
+DEMO_TRACE = "I want a refund for my order"
+"""The request whose trace the demo draws: billing delegates to orders."""

@@ -404,6 +404,7 @@ class TraceStore:
 
 
 _TASK_COLUMNS = tuple(c.name for c in _TASKS.columns)
+_TASK_INDEX = {c: i for i, c in enumerate(_TASK_COLUMNS)}
 _DECISION_COLUMNS = tuple(c.name for c in _DECISIONS.columns if c.name != "id")
 _SPAN_COLUMNS = tuple(c.name for c in _SPANS.columns)
 _JSON_COLUMNS = frozenset({"payload", "hops", "output", "candidates", "attributes", "meta"})
@@ -420,7 +421,7 @@ class _Batch:
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
         self.run_done: list[tuple[str, float]] = []
-        self.tasks: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, list[Any]] = {}
         self.updates: dict[str, dict[str, Any]] = {}
         self.decisions: list[tuple[Any, ...]] = []
         self.spans: list[tuple[Any, ...]] = []
@@ -429,27 +430,12 @@ class _Batch:
     def add(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "q":
-            task, at = op[1], op[2]
-            self.tasks[task.id] = {
-                "id": task.id,
-                "run_id": task.run_id,
-                "parent_id": task.parent,
-                "session_id": task.session,
-                "text": task.text,
-                "payload": task.payload,
-                "priority": task.priority,
-                "deadline": task.deadline,
-                "forced_agent": task.agent,
-                "status": "queued",
-                "agent": None,
-                "attempts": 0,
-                "hops": None,
-                "output": None,
-                "error": None,
-                "created_at": at,
-                "started_at": None,
-                "finished_at": None,
-            }
+            t, at = op[1], op[2]
+            # In _TASK_COLUMNS order; transitions in the same round write into this list.
+            self.tasks[t.id] = [
+                t.id, t.run_id, t.parent, t.session, t.text, t.payload, t.priority, t.deadline,
+                t.agent, "queued", None, 0, None, None, None, at, None, None,
+            ]  # fmt: skip
         elif kind == "rq":
             self._transition(op[1].id, {"status": "queued", "started_at": None})
         elif kind == "s":
@@ -503,10 +489,12 @@ class _Batch:
             self.barriers.append(op[1])
 
     def _transition(self, task_id: str, values: dict[str, Any]) -> None:
-        target = self.tasks.get(task_id)
-        if target is None:
-            target = self.updates.setdefault(task_id, {})
-        target.update(values)
+        row = self.tasks.get(task_id)
+        if row is None:
+            self.updates.setdefault(task_id, {}).update(values)
+        else:
+            for column, value in values.items():
+                row[_TASK_INDEX[column]] = value
 
     def write(self, conn: Any) -> None:
         sqlite = conn.dialect.name == "sqlite"
@@ -514,7 +502,7 @@ class _Batch:
         cursor = conn.connection.driver_connection.cursor() if sqlite else None
         if self.runs:
             conn.execute(_RUNS.insert(), self.runs)
-        tasks = [tuple(row[c] for c in _TASK_COLUMNS) for row in self.tasks.values()]
+        tasks = list(self.tasks.values())
         for table, columns, rows in (
             (_TASKS, _TASK_COLUMNS, tasks),
             (_DECISIONS, _DECISION_COLUMNS, self.decisions),
@@ -565,7 +553,7 @@ def _execute_chunked(
         cursor.execute(head + ",".join([group] * len(chunk)) + tail, [v for r in chunk for v in r])
 
 
-def _encoded(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+def _encoded(columns: tuple[str, ...], rows: list[Any]) -> list[Any]:
     """JSON-encode the JSON columns of `rows` (None stays SQL NULL), as SQLAlchemy's JSON reads."""
     positions = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
     if not positions:

@@ -1,0 +1,78 @@
+"""`swarm demo`: the main job of a fresh checkout. Trains (or reuses) the router for the example
+help desk, runs requests through the swarm, and shows decisions, results and one trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from swarm.agents import AgentRegistry
+from swarm.cli.views import TaskTree, _short, _status
+from swarm.trace import DEFAULT_DB_URL, TraceStore
+
+EXAMPLE = "swarm.examples.quickstart"
+
+
+@click.command()
+@click.option("--db", default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL), show_default=True)
+@click.option("--router", "router_spec", default="auto", show_default=True)
+@click.option("--models-dir", default="storage/models", show_default=True)
+def demo(db: str, router_spec: str, models_dir: str) -> None:
+    """Run the example help desk end to end on the embedded defaults."""
+    from importlib import import_module
+
+    from swarm.cli import console, load_router
+    from swarm.swarm import Swarm
+
+    out = console()
+    pack = import_module(EXAMPLE)
+    registry = AgentRegistry(pack.AGENTS)
+    out.rule(f"[bold]swarm demo[/bold] · {len(registry)} agents from {EXAMPLE}")
+    start = time.perf_counter()
+    router = load_router(router_spec, registry, models_dir, out)
+    out.print(
+        f"router {getattr(router, 'version', '?')} ready in {time.perf_counter() - start:.1f}s"
+    )
+
+    swarm = Swarm(
+        registry,
+        router=router,
+        db=db,
+        run_kind="demo",
+        run_meta={"agents": EXAMPLE, "router": router_spec},
+    )
+
+    async def go() -> list:
+        async with swarm:
+            handles = [await swarm.submit(text, session="demo") for text in pack.DEMO_REQUESTS]
+            return [await h for h in handles]
+
+    results = asyncio.run(go())
+    table = Table(title="requests", title_justify="left")
+    for col, ratio in (("request", 3), ("route", 3), ("status", 1), ("answer", 4)):
+        table.add_column(col, ratio=ratio)
+    for text, r in zip(pack.DEMO_REQUESTS, results, strict=True):
+        d = r.decision
+        route = d.reason if d is not None else "-"
+        if r.hops and len(r.hops) > 1:
+            route += " → " + " → ".join(r.hops[1:])
+        answer = r.error if not r.ok else _short(r.output, 60)
+        table.add_row(text, route, _status(r.status.value), Text(answer or ""))
+    out.print(table)
+
+    shown = results[pack.DEMO_REQUESTS.index(pack.DEMO_TRACE)]
+    with TraceStore(db) as store:
+        out.print(Text("the trace of one request (swarm traces show TASK_ID):", style="bold"))
+        out.print(TaskTree(store.task_tree(shown.task_id)))
+    out.rule("next")
+    out.print(
+        f'swarm run "where is my order A200" --agents {EXAMPLE}   # one request\n'
+        "swarm traces                                                  # what just ran\n"
+        'swarm router explain "I was charged twice"                    # why it went there'
+    )
