@@ -27,6 +27,7 @@ from swarm.errors import (
 )
 from swarm.models import Decision, Handoff, Result, Task, TaskStatus
 from swarm.policies import RetryPolicy
+from swarm.scenarios import ScenarioRunner, Suite, TestReport, diff_runs, load_suites, replay_run
 from swarm.scheduler import Scheduler, TaskHandle
 from swarm.swarm import Swarm
 from swarm.trace import TraceStore
@@ -55,10 +56,12 @@ __all__ = [
     "RoutingRefused",
     "RunError",
     "ScenarioError",
+    "ScenarioRunner",
     "Scheduler",
     "SchedulerClosed",
     "Span",
     "StoreError",
+    "Suite",
     "Swarm",
     "SwarmError",
     "SystemClock",
@@ -66,7 +69,11 @@ __all__ = [
     "TaskHandle",
     "TaskNotFound",
     "TaskStatus",
+    "TestReport",
     "TraceStore",
     "UserError",
     "agent",
+    "diff_runs",
+    "load_suites",
+    "replay_run",
 ]

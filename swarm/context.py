@@ -143,10 +143,21 @@ class Context:
                 self._sink.record_span(span)
 
     async def tool(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
-        """Call `fn(**kwargs)` (sync or async) in a `tool` span that keeps arguments and output."""
+        """Call `fn(**kwargs)` (sync or async) in a `tool` span that keeps arguments and output.
+
+        A replay puts an object under `services["swarm.tool_replay"]`
+        (`swarm.scenarios.ToolReplay`): it serves the recorded output instead of calling `fn`.
+        """
         name = str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))
         async with self.span("tool", name, arguments=_jsonable(kwargs)) as span:
-            out = fn(**kwargs)
+            replay = self.services.get("swarm.tool_replay")
+            if replay is not None:
+                out, replayed = await replay.serve(
+                    self.task, name, span.attributes["arguments"], lambda: fn(**kwargs)
+                )
+                span.set(replayed=replayed)
+            else:
+                out = fn(**kwargs)
             if inspect.isawaitable(out):
                 out = await out
             span.set(output=_jsonable(out))

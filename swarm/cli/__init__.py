@@ -321,6 +321,7 @@ def resume(
 
 from swarm.cli.demo import demo as _demo  # noqa: E402
 from swarm.cli.router import router as _router_group  # noqa: E402
+from swarm.cli.scenarios import COMMANDS as _scenario_commands  # noqa: E402
 
-main.add_command(_demo)
-main.add_command(_router_group)
+for _command in (_demo, _router_group, *_scenario_commands):
+    main.add_command(_command)

@@ -1,0 +1,162 @@
+"""Record and replay: byte-identical outputs with recorded tool answers, a changed router shows as
+moved tasks, `diff` of two runs, a run saved as a suite that passes, and the Context hook."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from swarm import Swarm
+from swarm.errors import ToolError
+from swarm.scenarios import (
+    TOOL_REPLAY_SERVICE,
+    ScenarioRunner,
+    ToolReplay,
+    diff_runs,
+    load_suite,
+    load_suites,
+    replay_run,
+    save_suite,
+)
+from swarm.scenarios.views import DiffView
+from swarm.testing import FakeRouter
+from swarm.trace import TraceStore
+
+SUITE = """
+name: shop
+agents: {pack}
+router: keyword
+setup:
+  - {{fixture: seed, args: {{items: {{lamp: 3}}}}}}
+scenarios:
+  - name: lamp
+    steps: [{{user: buy a lamp, expect: {{agent: shop}}}}]
+  - name: chair then weather
+    steps:
+      - {{user: purchase an item chair, expect: {{agent: shop}}}}
+      - {{user: will it rain tomorrow, expect: {{agent: weather}}}}
+  - name: off topic
+    steps: [{{user: recite a sonnet, expect: {{out_of_scope: true}}}}]
+"""
+
+
+@pytest.fixture
+def recorded(pack: str, write: Callable[[str, str], Path], store: TraceStore) -> str:
+    loaded = load_suites([write("shop.yaml", SUITE.format(pack=pack))])
+    report = ScenarioRunner(db=store).run_sync(loaded.suites)
+    assert report.passed, [s.reasons for s in report.scenarios]
+    run_id = report.suites[0].run_id
+    assert run_id is not None
+    return run_id
+
+
+async def test_replay_reproduces_outputs_byte_identically(recorded: str, store: TraceStore) -> None:
+    outcome = await replay_run(store, recorded)
+    assert outcome.diff.changes == [] and not outcome.diff.regressed
+    assert outcome.diff.compared == 4 and outcome.tools_served == 2
+    old = {t["text"]: t["output"] for t in store.tasks(run_id=recorded, limit=None)}
+    new = {r.text: r.output for r in outcome.records}
+    assert new == old
+    assert new["buy a lamp"].startswith("bought lamp for ")
+    replayed = store.spans(run_id=outcome.run_id, kind="tool")
+    assert [s["attributes"]["replayed"] for s in replayed] == [True, True]
+    run = store.run(outcome.run_id or "")
+    assert run is not None and run["kind"] == "replay" and run["meta"]["replays"] == recorded
+
+
+async def test_a_live_run_differs_where_the_replay_does_not(
+    recorded: str, store: TraceStore, pack: str
+) -> None:
+    # The tool's price is random: without the recording, outputs differ. This proves the
+    # replay's identical outputs come from the recorded tool answers.
+    async with Swarm(
+        pack, router=FakeRouter(default="shop"), db=None, services={"inventory": {}}
+    ) as s:
+        result = await s.run("buy a lamp")
+    old = next(t for t in store.tasks(run_id=recorded, limit=None) if t["text"] == "buy a lamp")
+    assert result.output != old["output"]
+
+
+async def test_replay_with_another_router_reports_the_moved_tasks(
+    recorded: str, store: TraceStore
+) -> None:
+    outcome = await replay_run(store, recorded, router=FakeRouter(default="weather"))
+    moved = [c for c in outcome.diff.changes if c.kind == "routed differently"]
+    assert sorted(c.text for c in moved) == [
+        "buy a lamp",
+        "purchase an item chair",
+        "recite a sonnet",
+    ]
+    lamp = next(c for c in moved if c.text == "buy a lamp")
+    assert (lamp.before, lamp.after) == ("shop", "weather")
+    assert outcome.diff.regressed
+    assert any(c.kind == "output differs" for c in outcome.diff.changes)
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(DiffView(outcome.diff))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "routed differently" in text and "3 routed differently" in text
+
+
+async def test_diff_lists_moved_tasks(recorded: str, store: TraceStore) -> None:
+    outcome = await replay_run(
+        store, recorded, router=FakeRouter({"lamp": "weather"}, default="shop")
+    )
+    assert outcome.run_id is not None
+    diff = diff_runs(store, recorded, outcome.run_id[:20])  # a unique prefix will do
+    kinds = {(c.kind, c.text) for c in diff.changes}
+    assert ("routed differently", "buy a lamp") in kinds
+    assert ("routed differently", "will it rain tomorrow") in kinds  # now sent to shop
+    assert ("routed differently", "recite a sonnet") in kinds
+    assert diff.compared == 4 and diff.regressed
+    assert diff_runs(store, recorded, recorded).changes == []
+
+
+async def test_replay_without_a_recording_stays_offline(recorded: str, store: TraceStore) -> None:
+    replay = ToolReplay([], {})
+
+    class _Task:
+        text = "x"
+
+    with pytest.raises(ToolError, match="no recorded output for tool 'quote'"):
+        await replay.serve(_Task(), "quote", {"item": "x"}, lambda: 1)  # type: ignore[arg-type]
+    live = ToolReplay([], {}, live=True)
+    assert await live.serve(_Task(), "quote", {}, lambda: 7) == (7, False)  # type: ignore[arg-type]
+
+
+async def test_context_tool_consults_the_replay_service(pack: str) -> None:
+    calls: list[object] = []
+
+    class Served:
+        async def serve(self, task, name, arguments, call):  # type: ignore[no-untyped-def]
+            calls.append((task.text, name, arguments))
+            return {"item": "lamp", "price": 42}, True
+
+    services = {"inventory": {}, TOOL_REPLAY_SERVICE: Served()}
+    async with Swarm(pack, router=FakeRouter(default="shop"), db=None, services=services) as s:
+        result = await s.run("buy a lamp")
+    assert result.output == "bought lamp for 42"
+    assert calls == [("buy a lamp", "quote", {"item": "lamp"})]
+
+
+def test_save_suite_produces_a_suite_that_loads_and_passes(
+    recorded: str, store: TraceStore, tmp_path: Path
+) -> None:
+    path = save_suite(store, recorded, tmp_path / "saved.yaml")
+    suite = load_suite(path)
+    assert suite.router == "keyword" and suite.setup[0].fixture == "seed"
+    names = [s.name for s in suite.scenarios]
+    assert len(names) == 3  # one per session: the two-step conversation stays one scenario
+    convo = next(s for s in suite.scenarios if len(s.steps) == 2)
+    assert convo.steps[1].expect.output is not None
+    assert convo.steps[1].expect.output.equals == {"forecast": "sunny", "city": "Paris"}
+    # Outputs with a random price cannot pass a fresh run; the routing and statuses must.
+    for s in suite.scenarios:
+        for step in s.steps:
+            if step.expect.agent == "shop":
+                step.expect.output = None
+    report = ScenarioRunner().run_sync([suite])
+    assert report.passed, [s.reasons for s in report.scenarios]
