@@ -153,6 +153,7 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._idle.set()
         self._intake: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # ---- submitting ---------------------------------------------------------------------
@@ -317,7 +318,9 @@ class Scheduler:
                 break
             self._take(lane)
             lane.starting += 1
-            asyncio.get_running_loop().create_task(self._work(lane))
+            worker = asyncio.get_running_loop().create_task(self._work(lane))
+            self._workers.add(worker)  # the loop keeps only weak references to tasks
+            worker.add_done_callback(self._workers.discard)
         if (len(lane.ready) > lane.starting or lane.resumers) and lane.running < limit:
             self._starved[lane.agent.name] = lane
 

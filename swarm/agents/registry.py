@@ -21,8 +21,13 @@ ENTRY_POINT_GROUP = "swarm.agents"
 
 
 class AgentRegistry:
-    def __init__(self, agents: Iterable[Agent | type[Agent]] = ()) -> None:
+    def __init__(
+        self, agents: Iterable[Agent | type[Agent]] = (), *, out_of_scope: Iterable[str] = ()
+    ) -> None:
         self._agents: dict[str, Agent] = {}
+        self.out_of_scope: list[str] = list(out_of_scope)
+        """Requests no agent should take; the router learns to reject them. A module adds its
+        own with a list named OUT_OF_SCOPE."""
         for a in agents:
             self.register(a)
 
@@ -43,6 +48,11 @@ class AgentRegistry:
     def load_module(self, path: str) -> list[Agent]:
         """Import `path` (a dotted module or `module:attribute`) and register its agents."""
         found = [self.register(a) for a in agents_in(path)]
+        module = importlib.import_module(path.partition(":")[0])
+        extra = getattr(module, "OUT_OF_SCOPE", ())
+        if isinstance(extra, str) or not all(isinstance(t, str) for t in extra):
+            raise ConfigError(f"{path}.OUT_OF_SCOPE must be a list of strings")
+        self.out_of_scope += [t for t in extra if t not in self.out_of_scope]
         if not found:
             raise ConfigError(
                 f"module {path!r} defines no agents: expected Agent subclasses, @agent functions, "

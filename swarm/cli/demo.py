@@ -32,7 +32,8 @@ def demo(db: str, router_spec: str, models_dir: str) -> None:
 
     out = console()
     pack = import_module(EXAMPLE)
-    registry = AgentRegistry(pack.AGENTS)
+    registry = AgentRegistry()
+    registry.load_module(EXAMPLE)
     out.rule(f"[bold]swarm demo[/bold] · {len(registry)} agents from {EXAMPLE}")
     start = time.perf_counter()
     router = load_router(router_spec, registry, models_dir, out)

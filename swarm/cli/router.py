@@ -2,9 +2,315 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
+from rich.console import Console
+
+from swarm.errors import SwarmError
+
+MODELS_DIR = "storage/models"
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _json_line(obj: Any) -> None:
+    click.echo(json.dumps(obj, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+@contextmanager
+def _progress(
+    console: Console, enabled: bool
+) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
+    """A factory of rich progress bars, or None when bars would only clutter (JSON, not a TTY)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bars:
+
+        def make(description: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield make
+
+
+def _importable_cwd() -> None:
+    """`--agents my_agents` should find my_agents.py in the folder the command runs in."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 @click.group("router")
 def router() -> None:
     """Train, evaluate and explain the learned router."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@router.command()
+@click.option(
+    "--data",
+    "data_files",
+    multiple=True,
+    help="Labelled CSV or JSONL file (text,label); repeatable.",
+)
+@click.option(
+    "--agents", "agents_module", default=None, help="Module whose agents' examples to learn."
+)
+@click.option(
+    "--feedback-db", default=None, help="Trace store URL whose labelled feedback to learn."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=MODELS_DIR,
+    show_default=True,
+    help="Models folder; a new version is written inside.",
+)
+@click.option(
+    "--encoder", default=None, help="Sentence-transformers name or path (default all-MiniLM-L6-v2)."
+)
+@click.option(
+    "--oos-label", default="oos", show_default=True, help="Label of out-of-scope examples."
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Out-of-scope threshold by hand (default: chosen on held-out data).",
+)
+@click.option(
+    "--target-rejection",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Without out-of-scope examples: share of in-scope held-out texts the threshold rejects.",
+)
+@click.option(
+    "--ambiguity-margin",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Top two probabilities closer than this: ambiguous.",
+)
+@click.option(
+    "--members",
+    type=int,
+    default=None,
+    help="Heads in the ensemble (k-fold); 1 = one head with a validation split.",
+)
+@click.option("--hidden", type=int, default=None, help="Hidden width of each head (0: linear).")
+@click.option(
+    "--epochs", type=int, default=None, help="Most epochs per head (early stopping decides)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--text-column", default=None, help="Column/key of the text (default text).")
+@click.option(
+    "--label-column",
+    default=None,
+    help="Column/key of the label (default label, intent or category).",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    help="Embedding cache folder (default $SWARM_EMBEDDING_CACHE or storage/cache/embeddings).",
+)
+@click.option(
+    "--finetune",
+    is_flag=True,
+    help="Fine-tune the encoder first (slow; bounded by --finetune-minutes).",
+)
+@click.option("--finetune-minutes", type=float, default=10.0, show_default=True)
+@click.option(
+    "--no-current", is_flag=True, help="Save the version without making it the serving one."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
+def train(
+    data_files: tuple[str, ...],
+    agents_module: str | None,
+    feedback_db: str | None,
+    out_dir: str,
+    encoder: str | None,
+    oos_label: str,
+    threshold: float | None,
+    target_rejection: float,
+    ambiguity_margin: float,
+    members: int | None,
+    hidden: int | None,
+    epochs: int | None,
+    seed: int,
+    text_column: str | None,
+    label_column: str | None,
+    cache_dir: str | None,
+    finetune: bool,
+    finetune_minutes: float,
+    no_current: bool,
+    as_json: bool,
+) -> None:
+    """Train a router from labelled files (--data) and/or agents (--agents), save a new version."""
+    from swarm.router.encoders import DEFAULT_ENCODER
+    from swarm.router.model import HeadConfig
+    from swarm.router.train import TrainConfig, gather_training_data, train_router
+
+    if not data_files and not agents_module and not feedback_db:
+        raise click.UsageError("give --data FILE, --agents MODULE or --feedback-db URL")
+    if agents_module:
+        _importable_cwd()
+    out = _console()
+    data, fingerprint = gather_training_data(
+        files=data_files,
+        agents_module=agents_module,
+        feedback_db=feedback_db,
+        text_column=text_column,
+        label_column=label_column,
+    )
+    head = HeadConfig(seed=seed)
+    if members is not None:
+        head.members = members
+    if hidden is not None:
+        head.hidden = hidden
+    if epochs is not None:
+        head.max_epochs = epochs
+    config = TrainConfig(
+        head=head,
+        encoder=encoder or DEFAULT_ENCODER,
+        oos_label=oos_label,
+        threshold=threshold,
+        target_rejection=target_rejection,
+        ambiguity_margin=ambiguity_margin,
+        finetune=finetune,
+        finetune_minutes=finetune_minutes,
+    )
+    with _progress(out, enabled=not as_json and out.is_terminal) as progress:
+        trained, report = train_router(
+            data, config, cache_dir=cache_dir, progress=progress, agents_fingerprint=fingerprint
+        )
+    folder = trained.save(out_dir, make_current=not no_current)
+    if as_json:
+        _json_line({"version": trained.version, "path": str(folder), **report.to_dict()})
+        return
+    out.print(report)
+    serving = "" if no_current else " (now serving)"
+    out.print(f"[green]saved router {trained.version}[/green] to {folder}{serving}")
+
+
+@router.command("eval")
+@click.option(
+    "--model",
+    "model_dir",
+    default=MODELS_DIR,
+    show_default=True,
+    help="Version folder, or models folder (its CURRENT).",
+)
+@click.option("--data", "data_file", required=True, help="Labelled CSV or JSONL file (text,label).")
+@click.option(
+    "--oos-label", default=None, help="Label of out-of-scope rows (default: the router's)."
+)
+@click.option("--text-column", default=None)
+@click.option("--label-column", default=None)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
+def eval_(
+    model_dir: str,
+    data_file: str,
+    oos_label: str | None,
+    text_column: str | None,
+    label_column: str | None,
+    as_json: bool,
+) -> None:
+    """Accuracy, macro-F1, per-label scores, confused pairs, calibration, out-of-scope metrics."""
+    from swarm.router import Router, read_labelled_file
+    from swarm.router.metrics import evaluate
+
+    pairs = read_labelled_file(data_file, text_column=text_column, label_column=label_column)
+    out = _console()
+    loaded = Router.load(model_dir)
+    texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
+    with _progress(out, enabled=not as_json and out.is_terminal) as progress:
+        advance = progress("routing", len(texts)) if progress else None
+        report = evaluate(loaded, texts, labels, oos_label=oos_label, progress=advance)
+    if as_json:
+        _json_line(report.to_dict())
+        return
+    out.print(report)
+
+
+@router.command()
+@click.argument("text")
+@click.option(
+    "--model",
+    "model_dir",
+    default=MODELS_DIR,
+    show_default=True,
+    help="Version folder, or models folder (its CURRENT).",
+)
+@click.option(
+    "--agents", "agents_module", default=None, help="Check the router against these agents."
+)
+@click.option(
+    "-k",
+    "--top",
+    "top",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Candidates and examples shown.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
+def explain(text: str, model_dir: str, agents_module: str | None, top: int, as_json: bool) -> None:
+    """Route TEXT and show the top candidates and the training examples behind them."""
+    from swarm.router import Router
+
+    loaded = Router.load(model_dir)
+    if agents_module:
+        from swarm.agents import AgentRegistry
+
+        _importable_cwd()
+        registry = AgentRegistry()
+        registry.load_module(agents_module)
+        loaded.check_agents(registry.names)
+    explanation = loaded.explain(text, k=top)
+    if as_json:
+        _json_line(explanation.to_dict())
+        return
+    _console().print(explanation)
+
+
+def run_standalone(command: click.Command, argv: list[str] | None, prog_name: str) -> None:
+    """Run one of these commands outside the `swarm` group (`python -m swarm.router.train`),
+    with the same one-line errors."""
+    try:
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(1)
+    except SwarmError as exc:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

@@ -160,9 +160,13 @@ def test_module_with_agents_list_and_attribute_path(importable: Path) -> None:
 
         AGENTS = [one]
         PAIR = [one, two]
+        OUT_OF_SCOPE = ["tell me a joke"]
         """,
     )
     assert [a.name for a in agents_in("tmpagents_b")] == ["one"]
+    reg = AgentRegistry()
+    reg.load_module("tmpagents_b")
+    assert reg.out_of_scope == ["tell me a joke"]
     assert [a.name for a in agents_in("tmpagents_b:PAIR")] == ["one", "two"]
 
 
