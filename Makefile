@@ -1,10 +1,11 @@
-# One place for the README's commands. `make demo` sets up .venv on first use, then runs the main job.
+# The README's commands. `make demo` sets up .venv on first use, then runs the main job;
+# `make test` is what CI runs (.ci/run).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast llm-server lint bench clean
 
 setup: $(STAMP)
 
@@ -19,12 +20,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/swarm demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# A real OpenAI-compatible server (llama.cpp + SmolLM2-135M) in its own venv, for the LLM
+# integration tests. The first build compiles llama.cpp (minutes); later runs reuse it.
+llm-server:
+	bash scripts/llm_server.sh build
+
+# Everything, the real LLM server included (required: its tests fail rather than skip).
+test: $(STAMP) llm-server
+	SWARM_REQUIRE_LLM_SERVER=1 $(BIN)/python -m pytest -q
+
+# The inner loop: no slow tests, and the LLM server tests skip if it was never built.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check swarm tests benchmarks
 	$(BIN)/mypy
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/scheduler.py
+	$(BIN)/python benchmarks/router.py
+
 clean:
-	rm -rf $(VENV) storage
+	rm -rf $(VENV) .llm-venv storage

@@ -14,7 +14,9 @@ from swarm.errors import (
     ConfigError,
     DataError,
     HandoffError,
+    LLMStatusError,
     QueueFull,
+    ReplayMissing,
     Retryable,
     RoutingRefused,
     RunError,
@@ -23,13 +25,26 @@ from swarm.errors import (
     StoreError,
     SwarmError,
     TaskNotFound,
+    ToolError,
     UserError,
+)
+from swarm.llm import (
+    LLM,
+    ChatResponse,
+    EndpointConfig,
+    HTTPBackend,
+    LLMAgent,
+    Message,
+    RecordingBackend,
+    ReplayBackend,
+    json_format,
 )
 from swarm.models import Decision, Handoff, Result, Task, TaskStatus
 from swarm.policies import RetryPolicy
 from swarm.scenarios import ScenarioRunner, Suite, TestReport, diff_runs, load_suites, replay_run
 from swarm.scheduler import Scheduler, TaskHandle
 from swarm.swarm import Swarm
+from swarm.tools import FileTool, HttpTool, ScriptTool, Tool, tool
 from swarm.trace import TraceStore
 
 __version__ = "0.1.0"
@@ -42,14 +57,26 @@ __all__ = [
     "AgentRegistry",
     "ArtifactError",
     "BackendError",
+    "ChatResponse",
     "Clock",
     "ConfigError",
     "Context",
     "DataError",
     "Decision",
+    "EndpointConfig",
+    "FileTool",
+    "HTTPBackend",
     "Handoff",
     "HandoffError",
+    "HttpTool",
+    "LLM",
+    "LLMAgent",
+    "LLMStatusError",
+    "Message",
     "QueueFull",
+    "RecordingBackend",
+    "ReplayBackend",
+    "ReplayMissing",
     "Result",
     "RetryPolicy",
     "Retryable",
@@ -59,6 +86,7 @@ __all__ = [
     "ScenarioRunner",
     "Scheduler",
     "SchedulerClosed",
+    "ScriptTool",
     "Span",
     "StoreError",
     "Suite",
@@ -70,10 +98,14 @@ __all__ = [
     "TaskNotFound",
     "TaskStatus",
     "TestReport",
+    "Tool",
+    "ToolError",
     "TraceStore",
     "UserError",
     "agent",
     "diff_runs",
+    "json_format",
     "load_suites",
     "replay_run",
+    "tool",
 ]

@@ -3,6 +3,7 @@ router and LLM rooms) a hash encoder and a scripted LLM backend. Use them to tes
 """
 
 from swarm.clock import VirtualClock
+from swarm.testing.llm import ScriptedLLM, call_tool
 from swarm.testing.routers import FakeRouter, KeywordRouter
 
-__all__ = ["FakeRouter", "KeywordRouter", "VirtualClock"]
+__all__ = ["FakeRouter", "KeywordRouter", "ScriptedLLM", "VirtualClock", "call_tool"]

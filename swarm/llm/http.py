@@ -1,0 +1,384 @@
+"""The live backend: one pooled httpx.AsyncClient per OpenAI-compatible endpoint, with retries
+(backoff, jitter, Retry-After), a concurrency cap, per-call timeouts and server-sent-event streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, aclosing
+from typing import Any
+
+import httpx
+
+from swarm.errors import BackendError, LLMStatusError
+from swarm.llm.backend import Backend
+from swarm.llm.config import EndpointConfig
+from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
+
+__all__ = ["HTTPBackend"]
+
+log = logging.getLogger("swarm.llm")
+
+# Worth another attempt: the server may be starting, overloaded or briefly unreachable.
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+class _Retry(Exception):
+    """One failed attempt that may be retried: why, and how long the server asked us to wait."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, final: BaseException):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.final = final
+
+
+class HTTPBackend(Backend):
+    """Talks to `config.base_url` + `/chat/completions`.
+
+    `transport`, `sleep` and `rng` are injectable so tests can swap the network and skip the waits.
+    Close it (`await backend.aclose()` or `async with`) to release the connection pool.
+    """
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.safe_url
+        self.default_model = config.model
+        self._transport = transport
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:  # type: ignore[override]
+        key = self.config.key()
+        return (key,) if key else ()
+
+    def _http(self) -> httpx.AsyncClient:
+        # Made on first use so constructing a backend (at import, in config) opens nothing.
+        if self._client is None:
+            limit = self.config.max_concurrency
+            self._client = httpx.AsyncClient(
+                base_url=self.config.base_url,
+                transport=self._transport,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                headers={"Accept": "application/json", **self.config.headers},
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    # -- one call ----------------------------------------------------------------------------
+
+    async def complete(
+        self, request: ChatRequest, *, attempt_timeout: float | None = None
+    ) -> ChatResponse:
+        body = request.body()
+        limit = attempt_timeout or self.config.timeout
+
+        async def attempt() -> httpx.Response:
+            client = self._http()  # outside the timer: the first call builds the TLS context
+            try:
+                async with self._slots, asyncio.timeout(limit):
+                    response = await client.post(
+                        "/chat/completions",
+                        json=body,
+                        headers=self._headers(),
+                        timeout=self._timeout(limit),
+                    )
+            except TimeoutError as exc:
+                raise _Retry(f"no answer within {limit:g}s", final=exc) from exc
+            except _RETRY_ERRORS as exc:
+                raise _Retry(_describe(exc), final=exc) from exc
+            self._check_status(response, request)
+            return response
+
+        response = await self._with_retries(attempt, request)
+        return ChatResponse.from_raw(self._parse_body(response))
+
+    async def stream(
+        self, request: ChatRequest, *, attempt_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
+        body = request.body(stream=True)
+        limit = attempt_timeout or self.config.timeout
+        async with AsyncExitStack() as stack:
+
+            async def attempt() -> httpx.Response:
+                # Retried only until the server starts answering: after the first chunk a retry
+                # would show the caller the same text twice.
+                await stack.enter_async_context(self._slots)
+                try:
+                    response = await stack.enter_async_context(
+                        self._http().stream(
+                            "POST",
+                            "/chat/completions",
+                            json=body,
+                            headers={**self._headers(), "Accept": "text/event-stream"},
+                            timeout=self._timeout(limit),
+                        )
+                    )
+                    if response.status_code >= 400:
+                        await response.aread()
+                    self._check_status(response, request)
+                    return response
+                except _RETRY_ERRORS as exc:
+                    await stack.aclose()
+                    raise _Retry(_describe(exc), final=exc) from exc
+                except BaseException:
+                    await stack.aclose()
+                    raise
+
+            response = await self._with_retries(attempt, request)
+            ctype = response.headers.get("content-type", "")
+            if ctype.startswith("application/json"):
+                # A server that ignores `stream: true` answers whole; pass it on as chunks.
+                await response.aread()
+                whole = Backend.stream(_Fixed(self._parse_body(response)), request)
+                async with aclosing(whole):  # type: ignore[type-var]
+                    async for chunk in whole:
+                        yield chunk
+                return
+            # aclosing: a caller who stops early closes this generator, and with it the reader.
+            async with aclosing(_read_events(response, limit, self.name)) as events:
+                async for chunk in events:
+                    yield chunk
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        key = self.config.key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _timeout(self, limit: float) -> httpx.Timeout:
+        return httpx.Timeout(limit, connect=min(limit, self.config.connect_timeout))
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[httpx.Response]], request: ChatRequest
+    ) -> httpx.Response:
+        retries = self.config.max_retries
+        for number in range(retries + 1):
+            try:
+                return await attempt()
+            except _Retry as failure:
+                where = f"{self.name}/chat/completions"
+                wait = failure.retry_after
+                if wait is not None and wait > self.config.max_retry_after:
+                    raise self._give_up(failure, where, number, "Retry-After too long") from None
+                if number == retries:
+                    raise self._give_up(failure, where, number, "no retries left") from None
+                delay = self._delay(number, failure.retry_after)
+                log.warning(
+                    "LLM call to %s failed (%s); retry %d of %d in %.2fs",
+                    where,
+                    failure.reason,
+                    number + 1,
+                    retries,
+                    delay,
+                )
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _delay(self, number: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        # Equal jitter: half the exponential step is fixed, half random, so clients that failed
+        # together do not retry together, and no retry comes back instantly.
+        step = min(self.config.backoff_cap, self.config.backoff_base * 2**number)
+        return step / 2 + self._rng.uniform(0, step / 2)
+
+    def _give_up(self, failure: _Retry, where: str, number: int, why: str) -> BackendError:
+        tries = f"{number + 1} attempt{'s' if number else ''}"
+        final = failure.final
+        if isinstance(final, LLMStatusError):
+            return LLMStatusError(
+                f"{final} ({why} after {tries})", status_code=final.status_code, body=final.body
+            )
+        return BackendError(f"LLM call to {where} failed after {tries}: {failure.reason}")
+
+    def _check_status(self, response: httpx.Response, request: ChatRequest) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        text = self._scrub(response.text)
+        detail = _server_message(text)
+        where = f"{self.name}/chat/completions"
+        if status in (401, 403):
+            message = (
+                f"{where} refused the API key (HTTP {status}): {detail}. Check the key in "
+                f"api_key/api_key_env or SWARM_LLM_API_KEY"
+            )
+        elif status == 404:
+            message = (
+                f"{where} answered 404 for model {request.model!r}: {detail} "
+                f"(is the model name or base_url wrong?)"
+            )
+        elif status < 500 and status not in _RETRY_STATUS:
+            message = (
+                f"{where} rejected the request for model {request.model!r} "
+                f"(HTTP {status}): {detail}"
+            )
+        else:
+            message = f"{where} failed with HTTP {status}: {detail}"
+        error = LLMStatusError(message, status_code=status, body=text[:2000])
+        if status in _RETRY_STATUS:
+            raise _Retry(f"HTTP {status}", retry_after=_retry_after(response), final=error)
+        raise error
+
+    def _parse_body(self, response: httpx.Response) -> dict[str, Any]:
+        where = f"{self.name}/chat/completions"
+        try:
+            raw = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            excerpt = self._scrub(response.text[:200])
+            raise BackendError(
+                f"{where} answered HTTP {response.status_code} with a body that is not valid JSON "
+                f"(content-type {response.headers.get('content-type', 'none')!r}): {excerpt!r}"
+            ) from None
+        choices = raw.get("choices") if isinstance(raw, dict) else None
+        if not isinstance(choices, list) or not choices:
+            raise BackendError(
+                f"{where} answered JSON without a `choices` list; not a chat completion: "
+                f"{self._scrub(json.dumps(raw)[:200])}"
+            )
+        return raw
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+class _Fixed(Backend):
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+
+    async def complete(
+        self, request: ChatRequest, *, attempt_timeout: float | None = None
+    ) -> ChatResponse:
+        return ChatResponse.from_raw(self._raw)
+
+
+async def _read_events(
+    response: httpx.Response, limit: float, where: str
+) -> AsyncGenerator[ChatChunk, None]:
+    """Server-sent events to chunks. Ends at `data: [DONE]`; ending before it (or a finish
+    reason) means the stream was cut off, which is an error, never a silently short answer."""
+    seen = 0
+    finished = False
+    data: list[str] = []
+    try:
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue  # an SSE comment, sent as a keep-alive
+            if line:
+                field, _, value = line.partition(":")
+                if field == "data":
+                    data.append(value[1:] if value.startswith(" ") else value)
+                continue
+            if not data:
+                continue
+            payload, data = "\n".join(data), []
+            if payload.strip() == "[DONE]":
+                return
+            chunk = _parse_event(payload, where, seen)
+            seen += 1
+            if chunk.finish_reason:
+                finished = True
+            yield chunk
+    except httpx.ReadTimeout:
+        raise BackendError(
+            f"stream from {where} stalled: no data for {limit:g}s after {seen} chunks"
+        ) from None
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        raise BackendError(
+            f"stream from {where} was cut off after {seen} chunks: {_describe(exc)}"
+        ) from None
+    if data:
+        payload = "\n".join(data)
+        if payload.strip() == "[DONE]":
+            return
+        chunk = _parse_event(payload, where, seen)
+        seen += 1
+        finished = finished or bool(chunk.finish_reason)
+        yield chunk
+    if not finished:
+        raise BackendError(
+            f"stream from {where} was cut off after {seen} chunks: it ended without [DONE] "
+            f"or a finish_reason"
+        )
+
+
+def _parse_event(payload: str, where: str, seen: int) -> ChatChunk:
+    try:
+        raw = json.loads(payload)
+    except json.JSONDecodeError:
+        raise BackendError(
+            f"stream from {where} sent an event that is not valid JSON after {seen} chunks: "
+            f"{payload[:200]!r}"
+        ) from None
+    if isinstance(raw, dict) and raw.get("error"):
+        raise BackendError(
+            f"stream from {where} reported an error after {seen} chunks: "
+            f"{_server_message(json.dumps(raw))}"
+        )
+    if not isinstance(raw, dict):
+        raise BackendError(f"stream from {where} sent a non-object event: {payload[:200]!r}")
+    return ChatChunk.model_validate(raw)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _server_message(text: str) -> str:
+    """The human part of an error body: OpenAI's `error.message`, FastAPI's `detail`, or text."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()[:300] or "(empty body)"
+    if isinstance(raw, dict):
+        error = raw.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+        if isinstance(error, str):
+            return error[:300]
+        if raw.get("detail"):
+            return json.dumps(raw["detail"])[:300]
+        if raw.get("message"):
+            return str(raw["message"])[:300]
+    return text.strip()[:300]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,10 @@
+"""Tools agents and models call: `@tool` builds the argument schema from type hints; the built-in
+HTTP, file and script tools each guard what they touch.
+"""
+
+from swarm.tools.base import Tool, tool
+from swarm.tools.files import FileTool
+from swarm.tools.http import HttpTool
+from swarm.tools.scripts import ScriptTool
+
+__all__ = ["FileTool", "HttpTool", "ScriptTool", "Tool", "tool"]
