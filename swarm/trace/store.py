@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import orjson
 from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from swarm.context import Span
 from swarm.errors import ConfigError, StoreError, TaskNotFound
 from swarm.models import Decision, Result, Task, TaskStatus, new_id
+from swarm.trace import _rows
 from swarm.trace.schema import (
     SCHEMA_VERSION,
     Base,
@@ -51,8 +54,10 @@ class TraceStore:
     """Open with a SQLAlchemy URL; `close()` (or `with`) flushes everything still buffered.
 
     Writes from async code are buffered and committed in batches by one thread; `await flush()`
-    returns once everything written before it is committed. Reads are plain synchronous queries
-    (call them through `asyncio.to_thread` from async code).
+    returns once everything written before it is committed. For a SQLite file that thread hands
+    each batch to a small writer process (`writer="process"`, the default there), so SQLite runs
+    on another core than the event loop; elsewhere it writes itself (`writer="thread"`). Reads
+    are plain synchronous queries (call them through `asyncio.to_thread` from async code).
     """
 
     def __init__(
@@ -61,11 +66,18 @@ class TraceStore:
         *,
         flush_interval: float = 0.02,
         max_batch: int = 4000,
+        writer: Literal["auto", "process", "thread"] = "auto",
     ) -> None:
         self.url = url
         self._flush_interval = flush_interval
         self._max_batch = max_batch
         self.engine = _make_engine(url)
+        self._sqlite_path = _sqlite_file(url)
+        if writer == "process" and self._sqlite_path is None:
+            raise ConfigError(f"writer='process' needs a SQLite file, not {url}")
+        self._use_process = writer != "thread" and self._sqlite_path is not None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._seq = 0
         # One shared connection (in-memory SQLite) must not be used by two threads at once.
         self._lock = threading.RLock()
         self._ops: deque[tuple[Any, ...]] = deque()
@@ -92,10 +104,23 @@ class TraceStore:
         if self._thread is not None:
             self._thread.join()
         self._write_pending()
+        if self._process is not None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()  # the writer process ends when its input does
+            self._process.wait(timeout=60)
+            assert self._process.stdout is not None
+            self._process.stdout.close()
+            self._process = None
         self.engine.dispose()
 
     def _ensure_writer(self) -> None:
         if self._thread is None:
+            if self._use_process:
+                self._process = subprocess.Popen(
+                    [sys.executable, _rows.__file__, str(self._sqlite_path)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
             self._thread = threading.Thread(
                 target=self._writer, name="swarm-trace-writer", daemon=True
             )
@@ -114,17 +139,7 @@ class TraceStore:
         run_id: str | None = None,
     ) -> str:
         run_id = run_id or new_id()
-        row = {
-            "id": run_id,
-            "kind": kind,
-            "agents": agents,
-            "router": router,
-            "router_version": router_version,
-            "started_at": time.time(),
-            "finished_at": None,
-            "meta": meta or {},
-        }
-        self._push(("run", row))
+        self._push(("run", run_id, kind, agents, router, router_version, time.time(), meta or {}))
         return run_id
 
     def finish_run(self, run_id: str) -> None:
@@ -132,19 +147,39 @@ class TraceStore:
 
     def task_queued(self, task: Task, *, resumed: bool = False) -> None:
         """A new task row; `resumed`: the row exists, set it back to queued for another run."""
-        self._push(("rq" if resumed else "q", task, time.time()))
+        if resumed:
+            self._push(("rq", task.id))
+            return
+        t = task
+        self._push(
+            ("q", t.id, t.run_id, t.parent, t.session, t.text, t.payload, t.priority, t.deadline,
+             t.agent, time.time())
+        )  # fmt: skip
 
     def task_started(self, task_id: str, agent: str, attempt: int) -> None:
         self._push(("s", task_id, agent, attempt, time.time()))
 
     def task_finished(self, result: Result) -> None:
-        self._push(("f", result, time.time()))
+        r = result
+        self._push(
+            ("f", r.task_id, r.status.value, r.agent, r.attempts, r.hops, r.output, r.error,
+             time.time())
+        )  # fmt: skip
 
     def record_decision(self, task_id: str, decision: Decision) -> None:
-        self._push(("d", task_id, decision, time.time()))
+        d = decision
+        candidates = [list(c) for c in d.candidates]
+        self._push(
+            ("d", task_id, d.agent, d.status, d.confidence, candidates, d.version, d.latency_ms,
+             time.time())
+        )  # fmt: skip
 
     def record_span(self, span: Span) -> None:
-        self._push(("sp", span))
+        sp = span
+        self._push(
+            ("sp", sp.id, sp.task_id, sp.run_id, sp.parent_id, sp.kind, sp.name, sp.started_at,
+             sp.ended_at, sp.status, sp.error, sp.attributes)
+        )  # fmt: skip
 
     async def flush(self) -> None:
         """Wait until everything written so far is committed."""
@@ -186,24 +221,55 @@ class TraceStore:
             self._write_batch(ops)
 
     def _write_batch(self, ops: list[tuple[Any, ...]]) -> None:
-        batch = _Batch()
-        for op in ops:
-            batch.add(op)
-        error: BaseException | None = None
-        for attempt in range(3):
-            try:
-                with self._lock, self.engine.begin() as conn:
-                    batch.write(conn)
-                error = None
-                break
-            except SQLAlchemyError as exc:  # locked by another process, disk full …
-                error = exc
-                time.sleep(0.05 * (attempt + 1))
+        barriers = [op[1] for op in ops if op[0] == "b"]
+        rows = [op for op in ops if op[0] != "b"]
+        error: str | None = None
+        if rows:
+            error = self._send(rows) if self._process is not None else self._write_here(rows)
         if error is not None:
             self.write_errors += 1
-            log.error("trace store: a batch of %d writes failed: %s", len(ops), error)
-        for waiter in batch.barriers:
+            log.error("trace store: a batch of %d writes failed: %s", len(rows), error)
+        for waiter in barriers:
             _release(waiter, error)
+
+    def _write_here(self, rows: list[tuple[Any, ...]]) -> str | None:
+        error: str | None = None
+        for attempt in range(3):
+            batch = _rows.Batch()
+            try:
+                for op in rows:
+                    batch.add(op)
+                with self._lock, self.engine.begin() as conn:
+                    if conn.dialect.name == "sqlite":
+                        # The DBAPI connection itself: SQLAlchemy's per-row processing would
+                        # cost as much again as SQLite does.
+                        batch.write_sqlite(conn.connection.driver_connection)
+                    else:
+                        _write_core(conn, batch)
+                return None
+            except SQLAlchemyError as exc:  # locked by another process, disk full …
+                error = str(exc)
+                time.sleep(0.05 * (attempt + 1))
+        return error
+
+    def _send(self, rows: list[tuple[Any, ...]]) -> str | None:
+        """Hand a batch to the writer process; wait for its answer (the GIL is free meanwhile)."""
+        proc = self._process
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        self._seq += 1
+        try:
+            try:
+                _rows.send_frame(proc.stdin, (self._seq, rows))
+            except (pickle.PicklingError, TypeError, AttributeError):
+                _rows.send_frame(proc.stdin, (self._seq, [_rows.jsonable_op(op) for op in rows]))
+            seq, error = _rows.read_frame(proc.stdout)
+        except (OSError, EOFError) as exc:
+            # The writer process is gone: write here from now on, this batch included.
+            log.error("trace store: writer process failed (%s); writing in-process", exc)
+            self._process = None
+            return self._write_here(rows)
+        assert seq == self._seq
+        return error
 
     # ---- synchronous writes that must be durable at once ---------------------------------
 
@@ -403,179 +469,30 @@ class TraceStore:
         return int(value)
 
 
-_TASK_COLUMNS = tuple(c.name for c in _TASKS.columns)
-_TASK_INDEX = {c: i for i, c in enumerate(_TASK_COLUMNS)}
-_DECISION_COLUMNS = tuple(c.name for c in _DECISIONS.columns if c.name != "id")
-_SPAN_COLUMNS = tuple(c.name for c in _SPANS.columns)
-_JSON_COLUMNS = frozenset({"payload", "hops", "output", "candidates", "attributes", "meta"})
+def _write_core(conn: Any, batch: _rows.Batch) -> None:
+    """A batch through SQLAlchemy Core, for databases other than SQLite."""
+    for table, columns, rows in (
+        (_RUNS, _rows.RUN_COLUMNS, batch.runs),
+        (_TASKS, _rows.TASK_COLUMNS, list(batch.tasks.values())),
+        (_DECISIONS, _rows.DECISION_COLUMNS, batch.decisions),
+        (_SPANS, _rows.SPAN_COLUMNS, batch.spans),
+    ):
+        if rows:
+            conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+    for columns, rows in batch.update_groups().items():
+        stmt = (
+            update(_TASKS)
+            .where(_TASKS.c.id == bindparam("_task_id"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        conn.execute(
+            stmt, [{**dict(zip(columns, r[:-1], strict=True)), "_task_id": r[-1]} for r in rows]
+        )
+    for run_id, at in batch.run_done:
+        conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(finished_at=at))
 
 
-class _Batch:
-    """One writer round: rows per table, task transitions folded together, then one transaction.
-
-    A transition of a task inserted in the same round folds into its insert; a task that started
-    and finished within one round gets one UPDATE. SQLite gets plain `executemany` with JSON
-    encoded here (several times faster than per-row ORM processing); other databases get Core.
-    """
-
-    def __init__(self) -> None:
-        self.runs: list[dict[str, Any]] = []
-        self.run_done: list[tuple[str, float]] = []
-        self.tasks: dict[str, list[Any]] = {}
-        self.updates: dict[str, dict[str, Any]] = {}
-        self.decisions: list[tuple[Any, ...]] = []
-        self.spans: list[tuple[Any, ...]] = []
-        self.barriers: list[Any] = []
-
-    def add(self, op: tuple[Any, ...]) -> None:
-        kind = op[0]
-        if kind == "q":
-            t, at = op[1], op[2]
-            # In _TASK_COLUMNS order; transitions in the same round write into this list.
-            self.tasks[t.id] = [
-                t.id, t.run_id, t.parent, t.session, t.text, t.payload, t.priority, t.deadline,
-                t.agent, "queued", None, 0, None, None, None, at, None, None,
-            ]  # fmt: skip
-        elif kind == "rq":
-            self._transition(op[1].id, {"status": "queued", "started_at": None})
-        elif kind == "s":
-            _, task_id, agent, attempt, at = op
-            self._transition(
-                task_id,
-                {"status": "running", "agent": agent, "attempts": attempt, "started_at": at},
-            )
-        elif kind == "f":
-            r: Result = op[1]
-            self._transition(
-                r.task_id,
-                {
-                    "status": r.status.value,
-                    "agent": r.agent,
-                    "attempts": r.attempts,
-                    "hops": r.hops,
-                    "output": r.output,
-                    "error": r.error,
-                    "finished_at": op[2],
-                },
-            )
-        elif kind == "d":
-            _, task_id, d, at = op
-            candidates = [list(c) for c in d.candidates]
-            self.decisions.append(
-                (task_id, d.agent, d.status, d.confidence, candidates, d.version, d.latency_ms, at)
-            )
-        elif kind == "sp":
-            sp: Span = op[1]
-            self.spans.append(
-                (
-                    sp.id,
-                    sp.task_id,
-                    sp.run_id,
-                    sp.parent_id,
-                    sp.kind,
-                    sp.name,
-                    sp.started_at,
-                    sp.ended_at,
-                    sp.status,
-                    sp.error,
-                    sp.attributes,
-                )
-            )
-        elif kind == "run":
-            self.runs.append(op[1])
-        elif kind == "run_done":
-            self.run_done.append((op[1], op[2]))
-        else:
-            self.barriers.append(op[1])
-
-    def _transition(self, task_id: str, values: dict[str, Any]) -> None:
-        row = self.tasks.get(task_id)
-        if row is None:
-            self.updates.setdefault(task_id, {}).update(values)
-        else:
-            for column, value in values.items():
-                row[_TASK_INDEX[column]] = value
-
-    def write(self, conn: Any) -> None:
-        sqlite = conn.dialect.name == "sqlite"
-        # The DBAPI cursor itself: SQLAlchemy's exec_driver_sql costs as much again per row.
-        cursor = conn.connection.driver_connection.cursor() if sqlite else None
-        if self.runs:
-            conn.execute(_RUNS.insert(), self.runs)
-        tasks = list(self.tasks.values())
-        for table, columns, rows in (
-            (_TASKS, _TASK_COLUMNS, tasks),
-            (_DECISIONS, _DECISION_COLUMNS, self.decisions),
-            (_SPANS, _SPAN_COLUMNS, self.spans),
-        ):
-            if not rows:
-                continue
-            if sqlite:
-                head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                _execute_chunked(cursor, head, len(columns), _encoded(columns, rows))
-            else:
-                conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for task_id, values in self.updates.items():
-            columns = tuple(values)
-            groups.setdefault(columns, []).append((*values.values(), task_id))
-        for columns, rows in groups.items():
-            if sqlite:
-                sets = ", ".join(f"{c} = v.{c}" for c in columns)
-                head = f"WITH v({', '.join(columns)}, id) AS (VALUES "
-                tail = f") UPDATE tasks SET {sets} FROM v WHERE tasks.id = v.id"
-                _execute_chunked(
-                    cursor, head, len(columns) + 1, _encoded((*columns, "id"), rows), tail
-                )
-            else:
-                stmt = (
-                    update(_TASKS)
-                    .where(_TASKS.c.id == bindparam("_task_id"))
-                    .values({c: bindparam(c) for c in columns})
-                )
-                conn.execute(
-                    stmt,
-                    [{**dict(zip(columns, r[:-1], strict=True)), "_task_id": r[-1]} for r in rows],
-                )
-        for run_id, at in self.run_done:
-            conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(finished_at=at))
-
-
-def _execute_chunked(
-    cursor: Any, head: str, width: int, rows: list[tuple[Any, ...]], tail: str = ""
-) -> None:
-    """Many rows per statement: `executemany` gives the GIL up and back once per row, and a
-    thread that must win the GIL back from a busy event loop waits for it each time."""
-    group = "(" + ",".join("?" * width) + ")"
-    per = max(1, min(500, 30_000 // width))  # under SQLite's 32,766 bound variables
-    for i in range(0, len(rows), per):
-        chunk = rows[i : i + per]
-        cursor.execute(head + ",".join([group] * len(chunk)) + tail, [v for r in chunk for v in r])
-
-
-def _encoded(columns: tuple[str, ...], rows: list[Any]) -> list[Any]:
-    """JSON-encode the JSON columns of `rows` (None stays SQL NULL), as SQLAlchemy's JSON reads."""
-    positions = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
-    if not positions:
-        return rows
-    out = []
-    for row in rows:
-        values = list(row)
-        for i in positions:
-            v = values[i]
-            if v is not None:
-                values[i] = _dumps(v)
-        out.append(tuple(values))
-    return out
-
-
-def _dumps(value: Any) -> str:
-    if value == {}:
-        return "{}"
-    return orjson.dumps(value, default=repr).decode()
-
-
-def _release(waiter: Any, error: BaseException | None) -> None:
+def _release(waiter: Any, error: str | None) -> None:
     if isinstance(waiter, threading.Event):
         waiter.set()
         return
@@ -593,6 +510,20 @@ def _release(waiter: Any, error: BaseException | None) -> None:
         fut.get_loop().call_soon_threadsafe(settle)
     except RuntimeError:  # the loop is gone; nobody is waiting any more
         pass
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for memory databases and other backends."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:") or parsed.query:
+        return None  # URI filenames and options: leave them to SQLAlchemy
+    return Path(database).expanduser().resolve()
 
 
 def _make_engine(url: str) -> Engine:

@@ -192,3 +192,75 @@ def test_in_memory_store_works_across_threads() -> None:
         store.task_queued(t)
         store.flush_sync()
         assert store.task(t.id)["text"] == "x"
+
+
+def test_writer_columns_match_the_schema() -> None:
+    from swarm.trace import _rows
+    from swarm.trace.schema import DecisionRow, RunRow, SpanRow, TaskRow
+
+    def names(row: type) -> tuple[str, ...]:
+        return tuple(c.name for c in row.__table__.columns)  # type: ignore[attr-defined]
+
+    assert _rows.TASK_COLUMNS == names(TaskRow)
+    assert _rows.SPAN_COLUMNS == names(SpanRow)
+    assert ("id", *_rows.DECISION_COLUMNS) == names(DecisionRow)
+    assert (*_rows.RUN_COLUMNS, "finished_at") == tuple(
+        sorted(names(RunRow), key=lambda c: (c == "finished_at", names(RunRow).index(c)))
+    )
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
+async def test_both_writers_record_the_same_run(tmp_path: Path, writer: str) -> None:
+    url = f"sqlite:///{tmp_path / writer}.db"
+    store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
+    async with Swarm([cards, disputes], router=ROUTER, db=store) as s:
+        r = await s.run("card dispute please", payload={"card": "1234"})
+    store.close()
+    with TraceStore(url) as reader:
+        tree = reader.task_tree(r.task_id)
+        assert tree["status"] == "done" and tree["payload"] == {"card": "1234"}
+        assert tree["output"] == {"dispute": "opened", "card": {"blocked": "1234"}}
+        assert len(tree["children"]) == 1 and reader.count("spans") >= 4
+
+
+def test_unpicklable_span_attributes_are_stored_as_text(tmp_path: Path) -> None:
+    from swarm.context import Span
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = TraceStore(url, writer="process")
+    task = Task(text="x")
+    store.task_queued(task)
+    span = Span("tool", "lambda", task.id, attributes={"fn": lambda: 1})
+    span.ended_at = span.started_at
+    store.record_span(span)
+    store.close()
+    with TraceStore(url) as reader:
+        (row,) = reader.spans(task_id=task.id)
+        assert "lambda" in row["attributes"]["fn"]
+
+
+def test_the_writer_process_outlives_a_killed_parent(tmp_path: Path) -> None:
+    """What was handed to the writer is committed even if the process that wrote it is killed."""
+    import subprocess
+    import sys
+    import textwrap
+
+    db = tmp_path / "k.db"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from swarm.models import Task
+        from swarm.trace import TraceStore
+        store = TraceStore("sqlite:///{db}", writer="process")
+        for i in range(500):
+            store.task_queued(Task(text=f"t{{i}}"))
+        store.flush_sync()
+        for i in range(500, 1000):
+            store.task_queued(Task(text=f"t{{i}}"))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert proc.returncode == -9
+    with TraceStore(f"sqlite:///{db}") as reader:
+        assert reader.count("tasks") >= 500
