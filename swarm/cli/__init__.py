@@ -66,6 +66,15 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def llm_from_env() -> Any:
+    """The LLM client `SWARM_LLM_BASE_URL` (and `_MODEL`, `_API_KEY` …) configure, or None."""
+    if not os.environ.get("SWARM_LLM_BASE_URL"):
+        return None
+    from swarm.llm import LLM
+
+    return LLM.from_env()
+
+
 def _json_out(obj: Any) -> None:
     click.echo(json.dumps(obj, default=str))
 
@@ -133,6 +142,7 @@ def run(
         registry,
         router=router,
         db=db,
+        llm=llm_from_env(),
         concurrency=concurrency,
         run_meta={"router": router_spec, "agents": agents_spec},
     )
@@ -279,6 +289,7 @@ def resume(
                 registry,
                 router=router,
                 db=store,
+                llm=llm_from_env(),
                 run_kind="resume",
                 run_meta={"router": rspec, "agents": spec, "resumes": run_id},
             )

@@ -108,10 +108,13 @@ def test(
         if not result.passed and not as_json:
             progress.console.print(f"[red]FAIL[/red] {result.id}")
 
+    from swarm.cli import llm_from_env
+
     runner = ScenarioRunner(
         router=router_spec,
         router_factory=_router_factory(models_dir, out),
         db=db,
+        llm=llm_from_env(),
         on_scenario=tick,
     )
     with progress:
