@@ -120,6 +120,9 @@ class TraceStore:
                     [sys.executable, _rows.__file__, str(self._sqlite_path)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
+                    # Its own session: Ctrl-C in the terminal is for us; the writer ends when
+                    # its input does, after writing everything it was sent.
+                    start_new_session=True,
                 )
             self._thread = threading.Thread(
                 target=self._writer, name="swarm-trace-writer", daemon=True

@@ -1,0 +1,420 @@
+"""One console session: a prompt with history, requests routed and run with live status, slash
+commands, feedback for the router. Everything it runs is traced under the session's id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from swarm.cli.views import DecisionView, ResultView, TaskTree
+from swarm.console.commands import Parsed, UsageProblem, parse
+from swarm.console.live import ObservedStore, RequestStatus
+from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
+from swarm.errors import SwarmError, TaskNotFound
+from swarm.models import Decision, Result, Task, new_id
+from swarm.swarm import Swarm
+
+if TYPE_CHECKING:
+    from swarm.console.retrain import RetrainOutcome
+
+__all__ = ["ConsoleSession", "LastRequest"]
+
+log = logging.getLogger("swarm.console")
+
+PROMPT = "swarm› "
+
+
+@dataclass
+class LastRequest:
+    """The last request the router decided: what `/why`, `/good`, `/bad` and `/route` act on."""
+
+    task_id: str
+    text: str
+    decision: Decision | None
+
+
+class ConsoleSession:
+    """Reads lines, runs requests and commands, until /quit or Ctrl-D. `run()` blocks.
+
+    `read_line` is `input` by default; tests of the loop can pass their own.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: Any,
+        router: Any,
+        store: ObservedStore,
+        console: Console,
+        agents_spec: str | None = None,
+        router_spec: str = "auto",
+        models_dir: str = "storage/models",
+        history_file: str | None = None,
+        out_of_scope: list[str] | None = None,
+        session_id: str | None = None,
+        read_line: Callable[[str], str] = input,
+    ) -> None:
+        self.registry = registry
+        self.router = router
+        self.store = store
+        self.console = console
+        self.agents_spec = agents_spec
+        self.router_spec = router_spec
+        self.models_dir = models_dir
+        self.history_file = history_file
+        self.out_of_scope = out_of_scope or []
+        self.session_id = session_id or new_id()
+        self.read_line = read_line
+        self.swarm = Swarm(
+            registry,
+            router=router,
+            db=store,
+            run_kind="console",
+            run_meta={"agents": agents_spec, "router": router_spec, "session": self.session_id},
+        )
+        self.last: LastRequest | None = None
+        self.last_task: str | None = None
+        self._runner: asyncio.Runner | None = None
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        with asyncio.Runner() as runner, self._history():
+            self._runner = runner
+            runner.run(self.swarm.start())
+            self.console.print(
+                Welcome(
+                    len(self.registry),
+                    str(getattr(self.router, "version", "?")),
+                    self.session_id,
+                    self.history_file,
+                )
+            )
+            try:
+                while True:
+                    try:
+                        line = self.read_line(PROMPT)
+                    except EOFError:  # Ctrl-D
+                        self.console.print()
+                        break
+                    except KeyboardInterrupt:  # Ctrl-C at the prompt: a fresh line, as a shell
+                        self.console.print()
+                        continue
+                    line = line.strip()
+                    if not line:
+                        continue
+                    if not self.handle_line(line):
+                        break
+            finally:
+                runner.run(self.swarm.close(drain=False, grace=2.0))
+                self._runner = None
+        self.console.print(Text("bye", style="grey50"))
+
+    def handle_line(self, line: str) -> bool:
+        """Run one typed line; False when the session should end."""
+        runner = self._runner
+        assert runner is not None
+        try:
+            if not line.startswith("/"):
+                runner.run(self.request(line))
+                return True
+            parsed = parse(line)
+            if parsed.command.name == "quit":
+                return False
+            runner.run(self.command(parsed))
+        except UsageProblem as exc:
+            self.console.print(Text(str(exc), style="yellow"))
+        except KeyboardInterrupt:  # only where no signal handler could be installed
+            self.console.print(Text("interrupted", style="yellow"))
+        except SwarmError as exc:
+            self.console.print(Text.assemble(("error: ", "red"), str(exc)))
+        except Exception as exc:  # the session outlives any one failing command
+            log.exception("console command failed: %s", line)
+            self.console.print(Text.assemble(("error: ", "red"), f"{type(exc).__name__}: {exc}"))
+        return True
+
+    @contextlib.contextmanager
+    def _history(self) -> Iterator[None]:
+        """Line editing and a history kept across sessions, where readline exists."""
+        try:
+            import readline
+        except ImportError:  # Windows without pyreadline: plain input, no history
+            yield
+            return
+        path = Path(self.history_file) if self.history_file else None
+        readline.set_history_length(1000)
+        if path is not None and path.exists():
+            with contextlib.suppress(OSError):
+                readline.read_history_file(path)
+        try:
+            yield
+        finally:
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    readline.write_history_file(path)
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    async def request(self, text: str, *, agent: str | None = None) -> Result | None:
+        """Route and run `text` (or send it to `agent`), showing the decision at once, live
+        status while agents work, then the result. Ctrl-C cancels it and its children."""
+        task = Task(text=text, session=self.session_id, agent=agent)
+        live: Live | None = None
+
+        def emit(renderable: RenderableType) -> None:
+            self.console.print(renderable)
+
+        def on_decision(d: Decision) -> None:
+            if d.status == "forced":  # nothing was routed: a line, not a panel of candidates
+                self.console.print(Text.assemble(("route ", "bold"), (d.reason, "blue")))
+            else:
+                self.console.print(DecisionView(d))
+                self.console.print(RoutingNote(d))
+            if agent is None:
+                self.last = LastRequest(task.id, text, d)
+
+        status = RequestStatus(task, emit, on_decision)
+        self.store.listener = status
+        if agent is None:
+            self.last = LastRequest(task.id, text, None)
+        self.last_task = task.id
+        loop = asyncio.get_running_loop()
+        handle = await self.swarm.submit(task)
+        waiter = asyncio.ensure_future(_wait(handle))
+        presses = 0
+
+        def on_sigint() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                handle.cancel()  # the scheduler cancels its children with it
+                status.note = "cancelling… (Ctrl-C again to stop waiting)"
+            else:
+                waiter.cancel()
+
+        installed = _add_sigint(loop, on_sigint)
+        try:
+            live = Live(status, console=self.console, refresh_per_second=10, transient=True)
+            with live:
+                await asyncio.wait({waiter})
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+            self.store.listener = None
+        if waiter.cancelled():
+            self.console.print(
+                Text("stopped waiting; the task may still be winding down", "yellow")
+            )
+            return None
+        result = waiter.result()
+        if presses and result.status.value == "cancelled":
+            self.console.print(Text("cancelled (with its child tasks)", style="yellow"))
+        self.console.print(ResultView(result))
+        return result
+
+    # ---- commands ----------------------------------------------------------------------------
+
+    async def command(self, parsed: Parsed) -> None:
+        handler = getattr(self, f"cmd_{parsed.command.name}")
+        await handler(*parsed.args)
+
+    async def cmd_help(self) -> None:
+        self.console.print(HelpView())
+
+    async def cmd_agents(self) -> None:
+        self.console.print(AgentsTable(self.registry))
+
+    async def cmd_history(self) -> None:
+        await self.store.flush()
+        run_id = self.swarm.run_id
+        tasks = await asyncio.to_thread(
+            self.store.tasks, run_id=run_id, roots_only=True, limit=None
+        )
+        self.console.print(HistoryTable(list(reversed(tasks)), self.history_file))
+
+    async def cmd_trace(self, task_id: str | None = None) -> None:
+        wanted = task_id or self.last_task
+        if wanted is None:
+            raise UsageProblem("no request yet: /trace ID shows any task")
+        await self.store.flush()
+        try:
+            tree = await asyncio.to_thread(self.store.task_tree, wanted)
+        except TaskNotFound:
+            raise UsageProblem(
+                f"no task with id {wanted!r}; /history lists this session's"
+            ) from None
+        self.console.print(TaskTree(tree))
+
+    def _last_routed(self) -> LastRequest:
+        if self.last is None:
+            raise UsageProblem("no request routed yet: type one first")
+        if self.last.decision is None:
+            raise UsageProblem(
+                "the last request was not routed (cancelled before the router saw it)"
+            )
+        return self.last
+
+    async def cmd_why(self) -> None:
+        last = self._last_routed()
+        explain = getattr(self.router, "explain", None)
+        if explain is None:
+            self.console.print(DecisionView(last.decision))  # type: ignore[arg-type]
+            self.console.print(
+                Text(
+                    f"the {getattr(self.router, 'version', '?')} router has no explanations; "
+                    "start with --router auto for the learned one",
+                    style="grey50",
+                )
+            )
+            return
+        explanation = await asyncio.to_thread(explain, last.text)
+        self.console.print(explanation)
+        if last.decision is not None and last.decision.version != self.router.version:
+            self.console.print(
+                Text(
+                    f"(explained by router {self.router.version}; the request was routed by "
+                    f"{last.decision.version})",
+                    style="grey50",
+                )
+            )
+
+    async def _feedback(self, kind: str, agent: str | None = None) -> LastRequest:
+        last = self._last_routed()
+        await self.store.flush()
+        await asyncio.to_thread(
+            self.store.record_feedback,
+            last.task_id,
+            kind,
+            agent=agent,
+            session_id=self.session_id,
+        )
+        return last
+
+    async def cmd_good(self) -> None:
+        last = await self._feedback("good")
+        agent = last.decision.agent if last.decision else None
+        if agent is None:
+            self.console.print(
+                Text("noted: out of scope was right for this request", style="green")
+            )
+        else:
+            self.console.print(Text(f"noted: {agent} was right; /retrain learns it", style="green"))
+
+    async def cmd_bad(self) -> None:
+        await self._feedback("bad")
+        self.console.print(
+            Text("noted as wrong; /route AGENT says where it should have gone", style="yellow")
+        )
+
+    async def cmd_route(self, agent: str) -> None:
+        if agent not in self.registry:
+            names = ", ".join(self.registry.names)
+            raise UsageProblem(f"no agent named {agent!r}; agents: {names}")
+        last = await self._feedback("correction", agent)
+        self.console.print(
+            Text(f"correction recorded: “{last.text}” belongs to {agent}; re-running it there")
+        )
+        await self.request(last.text, agent=agent)
+
+    async def cmd_retrain(self) -> None:
+        if not hasattr(self.router, "explain") or not hasattr(self.router, "save"):
+            raise UsageProblem(
+                f"/retrain needs the learned router; this session uses "
+                f"{getattr(self.router, 'version', 'another')!r}. Start with --router auto."
+            )
+        from swarm.console.retrain import RetrainCancelled, retrain
+
+        feedback = await asyncio.to_thread(self.store.labelled_feedback)
+        self.console.print(
+            Text(
+                f"training a new router with {len(feedback)} labelled "
+                f"case{'s' if len(feedback) != 1 else ''} from feedback…",
+                style="grey50",
+            )
+        )
+        cancelled = threading.Event()
+        with _progress_bars(self.console) as progress:
+            work = asyncio.ensure_future(
+                asyncio.to_thread(
+                    retrain,
+                    self.router,
+                    self.registry,
+                    feedback,
+                    self.models_dir,
+                    out_of_scope=self.out_of_scope,
+                    progress=progress,
+                    cancelled=cancelled,
+                )
+            )
+            try:
+                outcome = await asyncio.shield(work)
+            except asyncio.CancelledError:  # Ctrl-C: stop training, wait until it has stopped
+                cancelled.set()
+                try:
+                    outcome = await work
+                except RetrainCancelled:
+                    self.console.print(Text("retrain cancelled; nothing was saved", "yellow"))
+                    raise asyncio.CancelledError from None
+                # It had finished and saved before it saw the cancel: serve what disk says.
+                self._use(outcome)
+                raise
+        self._use(outcome)
+
+    def _use(self, outcome: RetrainOutcome) -> None:
+        self.console.print(outcome.view())
+        if outcome.switched:
+            self.router = outcome.router
+            self.swarm.router = outcome.router
+            self.swarm.scheduler.router = outcome.router
+
+
+async def _wait(handle: Any) -> Result:
+    result: Result = await handle
+    return result
+
+
+def _add_sigint(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:
+    try:
+        loop.add_signal_handler(signal.SIGINT, callback)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _progress_bars(
+    console: Console,
+) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
+    """A factory of transient rich bars for training, or None off a terminal."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bars:
+
+        def make(description: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield make
