@@ -170,10 +170,9 @@ class TraceStore:
         )  # fmt: skip
 
     def record_decision(self, task_id: str, decision: Decision) -> None:
-        d = decision
-        candidates = [list(c) for c in d.candidates]
+        d = decision  # candidates stay tuples here: they are written as JSON arrays all the same
         self._push(
-            ("d", task_id, d.agent, d.status, d.confidence, candidates, d.version, d.latency_ms,
+            ("d", task_id, d.agent, d.status, d.confidence, d.candidates, d.version, d.latency_ms,
              time.time())
         )  # fmt: skip
 
