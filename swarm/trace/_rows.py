@@ -23,7 +23,7 @@ import sqlite3
 import struct
 import sys
 import time
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 
@@ -108,12 +108,13 @@ class Batch:
     def write_sqlite(self, conn: sqlite3.Connection) -> None:
         """Everything in one transaction (the caller commits), many rows per statement."""
         cursor = conn.cursor()
-        for table, columns, rows in (
+        tables: tuple[tuple[str, tuple[str, ...], list[Any]], ...] = (
             ("runs", RUN_COLUMNS, self.runs),
             ("tasks", TASK_COLUMNS, list(self.tasks.values())),
             ("routing_decisions", DECISION_COLUMNS, self.decisions),
             ("spans", SPAN_COLUMNS, self.spans),
-        ):
+        )
+        for table, columns, rows in tables:
             if rows:
                 head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                 _execute_chunked(cursor, head, len(columns), _encoded(columns, rows))
@@ -168,8 +169,7 @@ def dumps(value: Any) -> str:
 def jsonable_op(op: tuple[Any, ...]) -> tuple[Any, ...]:
     """The op with every value that pickle might refuse replaced by its JSON text."""
     return tuple(
-        v if v is None or isinstance(v, str | int | float | bool) else (_JSON, dumps(v))
-        for v in op
+        v if v is None or isinstance(v, str | int | float | bool) else (_JSON, dumps(v)) for v in op
     )
 
 
@@ -178,13 +178,13 @@ def jsonable_op(op: tuple[Any, ...]) -> tuple[Any, ...]:
 _LEN = struct.Struct(">I")
 
 
-def send_frame(out: BinaryIO, obj: Any) -> None:
+def send_frame(out: IO[bytes], obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     out.write(_LEN.pack(len(data)) + data)
     out.flush()
 
 
-def read_frame(inp: BinaryIO) -> Any:
+def read_frame(inp: IO[bytes]) -> Any:
     head = inp.read(_LEN.size)
     if len(head) < _LEN.size:
         raise EOFError

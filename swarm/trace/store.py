@@ -245,7 +245,7 @@ class TraceStore:
                     if conn.dialect.name == "sqlite":
                         # The DBAPI connection itself: SQLAlchemy's per-row processing would
                         # cost as much again as SQLite does.
-                        batch.write_sqlite(conn.connection.driver_connection)
+                        batch.write_sqlite(conn.connection.driver_connection)  # type: ignore[arg-type]
                     else:
                         _write_core(conn, batch)
                 return None
@@ -473,12 +473,13 @@ class TraceStore:
 
 def _write_core(conn: Any, batch: _rows.Batch) -> None:
     """A batch through SQLAlchemy Core, for databases other than SQLite."""
-    for table, columns, rows in (
+    tables: tuple[tuple[Table, tuple[str, ...], list[Any]], ...] = (
         (_RUNS, _rows.RUN_COLUMNS, batch.runs),
         (_TASKS, _rows.TASK_COLUMNS, list(batch.tasks.values())),
         (_DECISIONS, _rows.DECISION_COLUMNS, batch.decisions),
         (_SPANS, _rows.SPAN_COLUMNS, batch.spans),
-    ):
+    )
+    for table, columns, rows in tables:
         if rows:
             conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
     for columns, rows in batch.update_groups().items():
