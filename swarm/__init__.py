@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     )
     from swarm.models import Decision, Handoff, Result, Task, TaskStatus
     from swarm.policies import RetryPolicy
+    from swarm.router import Router, RoutingPolicy, TrainingData, load_serving_router
     from swarm.scenarios import (
         ScenarioRunner,
         Suite,
@@ -67,6 +68,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Router": "swarm.router",
+    "RoutingPolicy": "swarm.router",
+    "TrainingData": "swarm.router",
+    "load_serving_router": "swarm.router",
     "Agent": "swarm.agents",
     "AgentRegistry": "swarm.agents",
     "ChatResponse": "swarm.llm",
@@ -151,6 +156,8 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "Retryable",
+    "Router",
+    "RoutingPolicy",
     "RoutingRefused",
     "RunError",
     "ScenarioError",
@@ -172,10 +179,12 @@ __all__ = [
     "Tool",
     "ToolError",
     "TraceStore",
+    "TrainingData",
     "UserError",
     "agent",
     "diff_runs",
     "json_format",
+    "load_serving_router",
     "load_suites",
     "replay_run",
     "tool",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -28,6 +28,10 @@ class AgentRegistry:
         self.out_of_scope: list[str] = list(out_of_scope)
         """Requests no agent should take; the router learns to reject them. A module adds its
         own with a list named OUT_OF_SCOPE."""
+        self.router_for: Callable[..., Any] | None = None
+        """A module's own way to get its trained router, `router_for(registry, models_dir, *,
+        console)`, for packs trained on more than their agents' examples (the bank's BANKING77
+        rows); `--router auto` uses it instead of training from the examples."""
         for a in agents:
             self.register(a)
 
@@ -53,6 +57,9 @@ class AgentRegistry:
         if isinstance(extra, str) or not all(isinstance(t, str) for t in extra):
             raise ConfigError(f"{path}.OUT_OF_SCOPE must be a list of strings")
         self.out_of_scope += [t for t in extra if t not in self.out_of_scope]
+        hook = getattr(module, "router_for", None)
+        if callable(hook):
+            self.router_for = hook
         if not found:
             raise ConfigError(
                 f"module {path!r} defines no agents: expected Agent subclasses, @agent functions, "

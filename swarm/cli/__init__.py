@@ -88,6 +88,8 @@ def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
     from swarm import router as routing
 
     if spec == "auto":
+        if registry.router_for is not None:  # the pack knows how it is trained
+            return registry.router_for(registry, models_dir, console=out)
         return routing.ensure_router(registry, models_dir, console=out)
     return routing.load_router(spec, registry=registry)
 

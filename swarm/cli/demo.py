@@ -1,11 +1,12 @@
-"""`swarm demo`: the main job of a fresh checkout. Trains (or reuses) the router for the example
-help desk, runs requests through the swarm, and shows decisions, results and one trace.
+"""`swarm demo`: the main job of a fresh checkout: the bank demo (`swarm.agents.bank.demo`), or
+with `--quickstart` the small help desk: requests, decisions, results and one trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 
 import click
@@ -23,8 +24,32 @@ EXAMPLE = "swarm.examples.quickstart"
 @click.option("--db", default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL), show_default=True)
 @click.option("--router", "router_spec", default="auto", show_default=True)
 @click.option("--models-dir", default="storage/models", show_default=True)
-def demo(db: str, router_spec: str, models_dir: str) -> None:
-    """Run the example help desk end to end on the embedded defaults."""
+@click.option(
+    "--report",
+    "report_path",
+    default="storage/reports/bank.html",
+    show_default=True,
+    help="Where the bank demo writes its HTML report.",
+)
+@click.option("--quickstart", is_flag=True, help="The small help desk instead of the bank.")
+def demo(db: str, router_spec: str, models_dir: str, report_path: str, quickstart: bool) -> None:
+    """The main job: the bank's customer and engineering desks on BANKING77, end to end.
+
+    Seeds the sandbox bank, trains the router if none matches (a second run reuses it), runs the
+    bank suites, prints the summary and writes the HTML report. `--quickstart` runs the small
+    example help desk instead.
+    """
+    from swarm.cli import console
+
+    if not quickstart:
+        from swarm.agents.bank.demo import run_demo
+
+        passed = run_demo(console(), db, f"{models_dir}/bank", report_path)
+        sys.exit(0 if passed else 1)
+    _quickstart(db, router_spec, models_dir)
+
+
+def _quickstart(db: str, router_spec: str, models_dir: str) -> None:
     from importlib import import_module
 
     from swarm.cli import console, load_router

@@ -221,6 +221,8 @@ def default_router_factory(
         from swarm import router as routing  # lazy: torch and the encoder are heavy
 
         if spec == "auto":
+            if registry.router_for is not None:  # the pack knows how it is trained
+                return registry.router_for(registry, models_dir, console=console)  # type: ignore[no-any-return]
             ensure = getattr(routing, "ensure_router", None)
             if ensure is None:
                 raise ConfigError(

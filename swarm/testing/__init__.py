@@ -3,7 +3,15 @@ router and LLM rooms) a hash encoder and a scripted LLM backend. Use them to tes
 """
 
 from swarm.clock import VirtualClock
+from swarm.testing.encoders import HashEncoder
 from swarm.testing.llm import ScriptedLLM, call_tool
 from swarm.testing.routers import FakeRouter, KeywordRouter
 
-__all__ = ["FakeRouter", "KeywordRouter", "ScriptedLLM", "VirtualClock", "call_tool"]
+__all__ = [
+    "FakeRouter",
+    "HashEncoder",
+    "KeywordRouter",
+    "ScriptedLLM",
+    "VirtualClock",
+    "call_tool",
+]

@@ -17,7 +17,7 @@ def test_demo_runs_the_help_desk_and_records_it(
     monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     r = CliRunner().invoke(
-        main, ["demo", "--router", "keyword", "--db", db], catch_exceptions=False
+        main, ["demo", "--quickstart", "--router", "keyword", "--db", db], catch_exceptions=False
     )
     assert r.exit_code == 0, r.output
     assert "rejected" in r.output  # the out-of-scope requests
