@@ -6,6 +6,7 @@ Prints progress to stderr and one JSON object as the last line of stdout: accura
 10-shot, mean of 5 seeds), ECE, single-query latency, batched throughput, cold start, and two
 baselines on the same frozen embeddings (1-nearest-neighbour, as semantic-router does, and
 logistic regression). Embeddings are cached on disk, so a second run skips most encoding.
+`--llm-url URL` adds a third baseline: an LLM picking the label (`llm_router_baseline.py`).
 """
 
 from __future__ import annotations
@@ -153,6 +154,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one 10-shot seed, fewer latency runs")
     parser.add_argument("--finetune", action="store_true", help="fine-tune the encoder (slow)")
     parser.add_argument("--speed", metavar="MODELS_DIR", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--llm-url",
+        help="also run the LLM-as-router baseline against this OpenAI-compatible base URL",
+    )
+    parser.add_argument("--llm-model", default="default")
+    parser.add_argument("--llm-style", choices=["llama.cpp", "openai"], default="llama.cpp")
+    parser.add_argument("--llm-sample", type=int, default=100, help="test rows the LLM routes")
     args = parser.parse_args()
     if args.speed:
         speed(args.speed, args.quick)
@@ -234,6 +242,25 @@ def main() -> None:
     results["ece_10shot"] = round(float(np.mean(shot_ece)), 4)
     results["knn_accuracy_10shot"] = round(float(np.mean(shot_knn)), 4)
     results["logreg_accuracy_10shot"] = round(float(np.mean(shot_logreg)), 4)
+
+    if args.llm_url:
+        import asyncio
+        import random
+
+        from llm_router_baseline import llm_route  # beside this script
+
+        log(f"LLM-as-router baseline on {args.llm_sample} test rows via {args.llm_url}")
+        rows = random.Random(0).sample(
+            list(zip(test_texts, test_labels, strict=True)), args.llm_sample
+        )
+        labels = sorted(set(train_labels))
+        results.update(
+            asyncio.run(
+                llm_route(
+                    rows, labels, url=args.llm_url, model=args.llm_model, style=args.llm_style
+                )
+            )
+        )
 
     results["config"] = {
         "encoder": router.encoder.name,
