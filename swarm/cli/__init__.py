@@ -15,35 +15,21 @@ from typing import Any
 import click
 from rich.console import Console
 
+from swarm.cli.common import (
+    DB_OPTION,
+    MODELS_OPTION,
+    ROUTER_OPTION,
+    importable_cwd,
+    llm_from_env,
+    load_router,
+    make_console,
+    registry_for,
+)
 from swarm.errors import SwarmError, TaskNotFound
-from swarm.trace import DEFAULT_DB_URL
 
-__all__ = ["main"]
+__all__ = ["load_router", "llm_from_env", "main", "registry_for"]
 
-DB_OPTION = click.option(
-    "--db",
-    default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL),
-    show_default="$SWARM_DB or " + DEFAULT_DB_URL,
-    help="Trace store URL (any SQLAlchemy URL).",
-)
-ROUTER_OPTION = click.option(
-    "--router",
-    "router_spec",
-    default="auto",
-    show_default=True,
-    help="auto (the trained router for these agents, trained on first use), keyword (no model), "
-    "or a router artifact folder.",
-)
-MODELS_OPTION = click.option(
-    "--models-dir",
-    default="storage/models",
-    show_default=True,
-    help="Where trained router versions live.",
-)
-
-
-def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+console = make_console  # the name the other commands and tests know
 
 
 class _Group(click.Group):
@@ -66,32 +52,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def llm_from_env() -> Any:
-    """The LLM client `SWARM_LLM_BASE_URL` (and `_MODEL`, `_API_KEY` …) configure, or None."""
-    if not os.environ.get("SWARM_LLM_BASE_URL"):
-        return None
-    from swarm.llm import LLM
-
-    return LLM.from_env()
-
-
 def _json_out(obj: Any) -> None:
     click.echo(json.dumps(obj, default=str))
-
-
-def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
-    """The router a command asked for: `keyword`, an artifact folder, or `auto`."""
-    if spec == "keyword":
-        from swarm.testing import KeywordRouter
-
-        return KeywordRouter(registry)
-    from swarm import router as routing
-
-    if spec == "auto":
-        if registry.router_for is not None:  # the pack knows how it is trained
-            return registry.router_for(registry, models_dir, console=out)
-        return routing.ensure_router(registry, models_dir, console=out)
-    return routing.load_router(spec, registry=registry)
 
 
 # ---- run -------------------------------------------------------------------------------------
@@ -137,7 +99,7 @@ def run(
     if not items:
         raise click.UsageError("give at least one text, or --file")
     out = console()
-    _importable_cwd()
+    importable_cwd()
     registry = registry_for(agents_spec)
     router = load_router(router_spec, registry, models_dir, out) if not forced else _NoRouter()
     swarm = Swarm(
@@ -168,21 +130,6 @@ def run(
         sys.exit(1)
 
 
-def registry_for(agents_spec: str | None) -> Any:
-    """The agents of a module path, or of the installed plug-ins when no module is named."""
-    from swarm.agents import AgentRegistry
-    from swarm.errors import ConfigError
-
-    registry = AgentRegistry()
-    if agents_spec:
-        registry.load_module(agents_spec)
-    elif not registry.load_entry_points():
-        raise ConfigError(
-            "no agents: pass --agents MODULE, or install a package with `swarm.agents` entry points"
-        )
-    return registry
-
-
 class _NoRouter:
     """For `--agent NAME`: every task names its agent, so nothing is routed."""
 
@@ -191,12 +138,6 @@ class _NoRouter:
 
     def route(self, texts: list[str]) -> list[Any]:
         raise AssertionError("tasks with an agent are not routed")
-
-
-def _importable_cwd() -> None:
-    """`--agents my_agents` should find my_agents.py in the folder the command runs in."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
 
 
 # ---- traces ----------------------------------------------------------------------------------
@@ -264,7 +205,7 @@ def resume(
     from swarm.trace import TraceStore
 
     out = console()
-    _importable_cwd()
+    importable_cwd()
     store = TraceStore(db)
     try:
         rows = store.unfinished_tasks()

@@ -5,7 +5,6 @@ with `--quickstart` the small help desk: requests, decisions, results and one tr
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
@@ -14,14 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from swarm.agents import AgentRegistry
+from swarm.cli.common import DB_OPTION, load_router, make_console
 from swarm.cli.views import TaskTree, _short, _status
-from swarm.trace import DEFAULT_DB_URL, TraceStore
+from swarm.trace import TraceStore
 
 EXAMPLE = "swarm.examples.quickstart"
 
 
 @click.command()
-@click.option("--db", default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL), show_default=True)
+@DB_OPTION
 @click.option("--router", "router_spec", default="auto", show_default=True)
 @click.option("--models-dir", default="storage/models", show_default=True)
 @click.option(
@@ -39,12 +39,10 @@ def demo(db: str, router_spec: str, models_dir: str, report_path: str, quickstar
     bank suites, prints the summary and writes the HTML report. `--quickstart` runs the small
     example help desk instead.
     """
-    from swarm.cli import console
-
     if not quickstart:
         from swarm.agents.bank.demo import run_demo
 
-        passed = run_demo(console(), db, f"{models_dir}/bank", report_path)
+        passed = run_demo(make_console(), db, f"{models_dir}/bank", report_path)
         sys.exit(0 if passed else 1)
     _quickstart(db, router_spec, models_dir)
 
@@ -52,10 +50,9 @@ def demo(db: str, router_spec: str, models_dir: str, report_path: str, quickstar
 def _quickstart(db: str, router_spec: str, models_dir: str) -> None:
     from importlib import import_module
 
-    from swarm.cli import console, load_router
     from swarm.swarm import Swarm
 
-    out = console()
+    out = make_console()
     pack = import_module(EXAMPLE)
     registry = AgentRegistry()
     registry.load_module(EXAMPLE)

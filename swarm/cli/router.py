@@ -5,20 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 from rich.console import Console
 
+from swarm.cli.common import importable_cwd, make_console, progress_bars
 from swarm.errors import SwarmError
 
 MODELS_DIR = "storage/models"
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
 
 
 def _json_line(obj: Any) -> None:
@@ -29,38 +24,6 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
-
-
-@contextmanager
-def _progress(
-    console: Console, enabled: bool
-) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
-    """A factory of rich progress bars, or None when bars would only clutter (JSON, not a TTY)."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bars:
-
-        def make(description: str, total: int) -> Callable[[int], None]:
-            task = bars.add_task(description, total=total)
-            return lambda n: bars.advance(task, n)
-
-        yield make
-
-
-def _importable_cwd() -> None:
-    """`--agents my_agents` should find my_agents.py in the folder the command runs in."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
 
 
 @click.group("router")
@@ -179,8 +142,8 @@ def train(
     if not data_files and not agents_module and not feedback_db:
         raise click.UsageError("give --data FILE, --agents MODULE or --feedback-db URL")
     if agents_module:
-        _importable_cwd()
-    out = _console()
+        importable_cwd()
+    out = make_console()
     data, fingerprint = gather_training_data(
         files=data_files,
         agents_module=agents_module,
@@ -205,7 +168,7 @@ def train(
         finetune=finetune,
         finetune_minutes=finetune_minutes,
     )
-    with _progress(out, enabled=not as_json and out.is_terminal) as progress:
+    with progress_bars(out, enabled=not as_json) as progress:
         trained, report = train_router(
             data, config, cache_dir=cache_dir, progress=progress, agents_fingerprint=fingerprint
         )
@@ -246,10 +209,10 @@ def eval_(
     from swarm.router.metrics import evaluate
 
     pairs = read_labelled_file(data_file, text_column=text_column, label_column=label_column)
-    out = _console()
+    out = make_console()
     loaded = Router.load(model_dir)
     texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
-    with _progress(out, enabled=not as_json and out.is_terminal) as progress:
+    with progress_bars(out, enabled=not as_json) as progress:
         advance = progress("routing", len(texts)) if progress else None
         report = evaluate(loaded, texts, labels, oos_label=oos_label, progress=advance)
     if as_json:
@@ -288,7 +251,7 @@ def explain(text: str, model_dir: str, agents_module: str | None, top: int, as_j
     if agents_module:
         from swarm.agents import AgentRegistry
 
-        _importable_cwd()
+        importable_cwd()
         registry = AgentRegistry()
         registry.load_module(agents_module)
         loaded.check_agents(registry.names)
@@ -296,7 +259,7 @@ def explain(text: str, model_dir: str, agents_module: str | None, top: int, as_j
     if as_json:
         _json_line(explanation.to_dict())
         return
-    _console().print(explanation)
+    make_console().print(explanation)
 
 
 def run_standalone(command: click.Command, argv: list[str] | None, prog_name: str) -> None:

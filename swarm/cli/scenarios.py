@@ -6,43 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from swarm.trace import DEFAULT_DB_URL
+from swarm.cli.common import (
+    DB_OPTION,
+    MODELS_OPTION,
+    importable_cwd,
+    llm_from_env,
+    load_router,
+    make_console,
+)
 
 __all__ = ["COMMANDS", "diff", "replay", "test"]
 
-_DB = click.option(
-    "--db",
-    default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL),
-    show_default="$SWARM_DB or " + DEFAULT_DB_URL,
-    help="Trace store URL (any SQLAlchemy URL).",
-)
-_MODELS = click.option(
-    "--models-dir", default="storage/models", show_default=True, help="Trained router versions."
-)
 
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
-
-
-def _router_factory(models_dir: str, out: Console) -> Any:
-    from swarm.cli import load_router
-
+def _router_factory(models_dir: str, out: Any) -> Any:
     return lambda spec, registry: load_router(spec, registry, models_dir, out)
-
-
-def _importable_cwd() -> None:
-    """`agents: my_agents` in a suite should find my_agents.py in the folder the command runs in."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
 
 
 @click.command()
@@ -57,8 +40,8 @@ def _importable_cwd() -> None:
     default=None,
     help="auto, keyword or a router artifact folder; default: each suite's `router:`, else auto.",
 )
-@_MODELS
-@_DB
+@MODELS_OPTION
+@DB_OPTION
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write HTML here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
@@ -83,8 +66,8 @@ def test(
     )
     from swarm.scenarios.views import ReportView
 
-    out = _console()
-    _importable_cwd()
+    out = make_console()
+    importable_cwd()
     select = select_scenarios(keyword, tags)
     loaded = load_suites(paths)
     total = sum(1 for s in loaded.suites for sc in s.expanded() if select(s, sc))
@@ -107,8 +90,6 @@ def test(
         progress.update(bar, advance=1, failed=failed)
         if not result.passed and not as_json:
             progress.console.print(f"[red]FAIL[/red] {result.id}")
-
-    from swarm.cli import llm_from_env
 
     runner = ScenarioRunner(
         router=router_spec,
@@ -166,8 +147,8 @@ def _report_json(report: Any) -> dict[str, Any]:
 @click.argument("run_id")
 @click.option("--agents", "agents_spec", default=None, help="Default: the module the run used.")
 @click.option("--router", "router_spec", default=None, help="Default: the router the run used.")
-@_MODELS
-@_DB
+@MODELS_OPTION
+@DB_OPTION
 @click.option("--live-tools", is_flag=True, help="Call tools that have no recording.")
 @click.option(
     "--save-suite",
@@ -192,8 +173,8 @@ def replay(
     from swarm.scenarios.views import DiffView
     from swarm.trace import TraceStore
 
-    out = _console()
-    _importable_cwd()
+    out = make_console()
+    importable_cwd()
     with TraceStore(db) as store:
         if suite_path:
             path = save_suite(store, run_id, suite_path)
@@ -231,7 +212,7 @@ def replay(
 @click.command()
 @click.argument("run_a")
 @click.argument("run_b")
-@_DB
+@DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
 def diff(run_a: str, run_b: str, db: str, as_json: bool) -> None:
     """Compare two recorded runs: tasks routed differently, outputs that differ, new failures."""
@@ -244,7 +225,7 @@ def diff(run_a: str, run_b: str, db: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
     else:
-        _console().print(DiffView(result))
+        make_console().print(DiffView(result))
     if result.regressed:
         sys.exit(1)
 

@@ -10,6 +10,16 @@ from importlib import import_module
 
 import click
 
+from swarm.cli.common import (
+    DB_OPTION,
+    MODELS_OPTION,
+    ROUTER_OPTION,
+    importable_cwd,
+    load_router,
+    make_console,
+    registry_for,
+)
+
 __all__ = ["console_command"]
 
 DEFAULT_AGENTS = "swarm.examples.quickstart"
@@ -24,21 +34,9 @@ DEFAULT_HISTORY = "storage/console_history"
     show_default=True,
     help="Module that defines the agents (default: the example help desk `swarm demo` runs).",
 )
-@click.option(
-    "--router",
-    "router_spec",
-    default="auto",
-    show_default=True,
-    help="auto (the trained router for these agents, trained on first use), keyword (no model), "
-    "or a router artifact folder.",
-)
-@click.option("--models-dir", default="storage/models", show_default=True)
-@click.option(
-    "--db",
-    default=lambda: os.environ.get("SWARM_DB", "sqlite:///storage/swarm.db"),
-    show_default="$SWARM_DB or sqlite:///storage/swarm.db",
-    help="Trace store URL (any SQLAlchemy URL).",
-)
+@ROUTER_OPTION
+@MODELS_OPTION
+@DB_OPTION
 @click.option(
     "--history",
     "history_file",
@@ -58,12 +56,11 @@ def console_command(
     """Work with the swarm interactively: ask, watch agents work, correct the router, retrain."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from swarm.cli import _importable_cwd, console, load_router, registry_for
     from swarm.console import ConsoleSession
     from swarm.console.live import ObservedStore
 
-    out = console()
-    _importable_cwd()
+    out = make_console()
+    importable_cwd()
     registry = registry_for(agents_spec)
     out_of_scope = list(getattr(import_module(agents_spec.partition(":")[0]), "OUT_OF_SCOPE", []))
     with out.status("loading the router…"):

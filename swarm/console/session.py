@@ -18,6 +18,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from swarm.cli.common import progress_bars
 from swarm.cli.views import DecisionView, ResultView, TaskTree
 from swarm.console.commands import Parsed, UsageProblem, parse
 from swarm.console.live import ObservedStore, RequestStatus
@@ -346,7 +347,7 @@ class ConsoleSession:
             )
         )
         cancelled = threading.Event()
-        with _progress_bars(self.console) as progress:
+        with progress_bars(self.console) as progress:
             work = asyncio.ensure_future(
                 asyncio.to_thread(
                     retrain,
@@ -392,29 +393,3 @@ def _add_sigint(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
         return False
     return True
-
-
-@contextlib.contextmanager
-def _progress_bars(
-    console: Console,
-) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
-    """A factory of transient rich bars for training, or None off a terminal."""
-    if not console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bars:
-
-        def make(description: str, total: int) -> Callable[[int], None]:
-            task = bars.add_task(description, total=total)
-            return lambda n: bars.advance(task, n)
-
-        yield make
