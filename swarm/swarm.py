@@ -94,6 +94,9 @@ class Swarm:
                 router_version=getattr(self.router, "version", None),
                 meta=self.run_meta,
             )
+            # The run row is durable, and the writer (a process for SQLite files) is up before
+            # the first task: its start-up is not charged to that task's latency.
+            await self.store.flush()
         self._scheduler = Scheduler(
             self.registry,
             self.router,
