@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from loopback import LoopbackServer
 
 from swarm.context import Span
 from swarm.models import Task
@@ -68,7 +69,7 @@ class Reply:
     drop: bool = False  # close the connection without any answer
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Serves scripted replies in order; once they run out, a default completion.
 
     `requests` keeps every request (method, path, headers, parsed JSON body); `in_flight` and
@@ -76,19 +77,15 @@ class FakeOpenAI:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.peak = 0
-        self.disconnects = 0
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     # scripting
     def json(self, body: Any, status: int = 200, **headers: str) -> FakeOpenAI:
@@ -107,37 +104,6 @@ class FakeOpenAI:
     def sse(self, events: list[Any], **options: Any) -> FakeOpenAI:
         return self.add(Reply(events=events, **options))
 
-    # serving
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-
-    async def close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self.disconnects += 1
-        except asyncio.CancelledError:
-            # Stopped by close(); ending cancelled would make asyncio's stream callback log it.
-            pass
-        finally:
-            self._conns.discard(task)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -153,8 +119,9 @@ class FakeOpenAI:
         self.requests.append({"method": method, "path": path, "headers": headers, "body": body})
         reply = self.replies.popleft() if self.replies else None
         if reply is None:
-            reply = Reply(body=json.dumps(completion()).encode(),
-                          headers={"Content-Type": "application/json"})
+            reply = Reply(
+                body=json.dumps(completion()).encode(), headers={"Content-Type": "application/json"}
+            )
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
@@ -190,7 +157,7 @@ class FakeOpenAI:
                 await asyncio.sleep(reply.gap)
         if reply.cut:
             # Half a chunk, then hang up: the HTTP body is incomplete.
-            writer.write(b"40\r\ndata: {\"id\"")
+            writer.write(b'40\r\ndata: {"id"')
             await writer.drain()
             return
         if reply.done:
@@ -204,7 +171,6 @@ def _headers(headers: dict[str, str]) -> bytes:
     return "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + b"\r\n"
 
 
-
 class Sleeps:
     """An injected `sleep` that records the delays asked for and returns at once."""
 
@@ -214,7 +180,6 @@ class Sleeps:
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
         await asyncio.sleep(0)
-
 
 
 # -- a context that keeps its spans --------------------------------------------------------------
@@ -234,8 +199,6 @@ class ListSink:
 class NoDelegation:
     async def delegate(self, parent: Task, child: Task) -> Any:
         raise AssertionError("not used")
-
-
 
 
 # -- the real server ----------------------------------------------------------------------------
@@ -266,9 +229,21 @@ class ServerProcess:
 
     def start(self, *, wait: bool = True) -> None:
         cmd = [
-            str(self.python), "-m", "llama_cpp.server", "--model", self.model,
-            "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1",
-            "--n_ctx", "2048", "--verbose", "False",
+            str(self.python),
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            self.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_threads",
+            "1",
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "False",
         ]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -313,7 +288,9 @@ def server_python() -> tuple[Path, str]:
         pytest.skip(message)
     found = subprocess.run(
         [str(REPO / "scripts" / "llm_server.sh"), "model"],
-        capture_output=True, text=True, env={**os.environ, "SWARM_LLM_VENV": str(LLM_VENV)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SWARM_LLM_VENV": str(LLM_VENV)},
     )
     if found.returncode != 0:
         message = f"the server venv has no model ({found.stderr.strip()}); {hint}"
@@ -321,5 +298,3 @@ def server_python() -> tuple[Path, str]:
             pytest.fail(f"SWARM_REQUIRE_LLM_SERVER is set but {message}")
         pytest.skip(message)
     return python, found.stdout.strip()
-
-
