@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from swarm.agents import Agent, AgentRegistry, agent
     from swarm.clock import Clock, SystemClock
     from swarm.context import Context, Span
+    from swarm.feedback import FeedbackRecord, record_feedback
     from swarm.llm import (
         LLM,
         ChatResponse,
@@ -79,6 +80,7 @@ _LAZY = {
     "Context": "swarm.context",
     "Decision": "swarm.models",
     "EndpointConfig": "swarm.llm",
+    "FeedbackRecord": "swarm.feedback",
     "FileTool": "swarm.tools",
     "HTTPBackend": "swarm.llm",
     "Handoff": "swarm.models",
@@ -107,6 +109,7 @@ _LAZY = {
     "diff_runs": "swarm.scenarios",
     "json_format": "swarm.llm",
     "load_suites": "swarm.scenarios",
+    "record_feedback": "swarm.feedback",
     "replay_run": "swarm.scenarios",
     "tool": "swarm.tools",
 }
@@ -140,6 +143,7 @@ __all__ = [
     "DataError",
     "Decision",
     "EndpointConfig",
+    "FeedbackRecord",
     "FileTool",
     "HTTPBackend",
     "Handoff",
@@ -186,6 +190,7 @@ __all__ = [
     "json_format",
     "load_serving_router",
     "load_suites",
+    "record_feedback",
     "replay_run",
     "tool",
 ]

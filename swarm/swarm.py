@@ -13,6 +13,7 @@ from typing import Any
 from swarm.agents import Agent, AgentRegistry
 from swarm.clock import Clock
 from swarm.errors import ConfigError
+from swarm.feedback import FeedbackRecord, record_feedback
 from swarm.models import Result, Task
 from swarm.scheduler import RouterLike, Scheduler, TaskHandle
 from swarm.trace import DEFAULT_DB_URL, TraceStore
@@ -140,6 +141,32 @@ class Swarm:
 
     async def join(self) -> None:
         await self.scheduler.join()
+
+    async def feedback(
+        self,
+        task_id: str,
+        verdict: str | None = None,
+        *,
+        agent: str | None = None,
+        note: str | None = None,
+    ) -> FeedbackRecord:
+        """Record a person's verdict on how `task_id` was routed: good (the default), "bad", or,
+        with `agent`, where it should have gone (a correction). See `swarm.record_feedback`."""
+        if self.store is None:
+            if self._db is None:
+                raise ConfigError("this swarm keeps no trace store (db=None): nothing to judge")
+            raise ConfigError("the swarm is not started: use `async with Swarm(...) as swarm`")
+        store = self.store
+        await store.flush()
+        return await asyncio.to_thread(
+            record_feedback,
+            store,
+            task_id,
+            verdict,
+            agent=agent,
+            note=note,
+            agents=self.registry.names,
+        )
 
     def _load_router(self) -> RouterLike:
         from swarm.router import load_serving_router  # lazy: torch and the encoder are heavy

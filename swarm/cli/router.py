@@ -10,8 +10,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from swarm.cli.common import importable_cwd, make_console, progress_bars
-from swarm.errors import SwarmError
+from swarm.cli.common import MODELS_OPTION, importable_cwd, make_console, progress_bars
+from swarm.errors import DataError, SwarmError
+from swarm.trace import DEFAULT_DB_URL
 
 MODELS_DIR = "storage/models"
 
@@ -44,7 +45,42 @@ def router() -> None:
     "--agents", "agents_module", default=None, help="Module whose agents' examples to learn."
 )
 @click.option(
-    "--feedback-db", default=None, help="Trace store URL whose labelled feedback to learn."
+    "--feedback-db",
+    default=None,
+    help="Retrain from scratch, adding this trace store's labelled feedback to the data.",
+)
+@click.option(
+    "--feedback",
+    "from_feedback",
+    is_flag=True,
+    help="Learn from the feedback in --db on top of the serving router (corrections, then a "
+    "bandit update on good/bad), and promote the result only if held-out accuracy holds.",
+)
+@click.option(
+    "--db",
+    default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL),
+    show_default="$SWARM_DB or " + DEFAULT_DB_URL,
+    help="With --feedback: the trace store whose feedback to learn.",
+)
+@click.option(
+    "--eval",
+    "eval_files",
+    multiple=True,
+    help="With --feedback: labelled held-out file for the promotion gate; repeatable.",
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    help="With --feedback: scenario suites (files or folders) whose routing expectations are "
+    "the held-out set; default: scenarios/ when there is no --eval.",
+)
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="With --feedback: promote unless held-out accuracy falls more than this (0.01: 1 point).",
 )
 @click.option(
     "--out",
@@ -116,6 +152,11 @@ def train(
     data_files: tuple[str, ...],
     agents_module: str | None,
     feedback_db: str | None,
+    from_feedback: bool,
+    db: str,
+    eval_files: tuple[str, ...],
+    suites: tuple[str, ...],
+    tolerance: float,
     out_dir: str,
     encoder: str | None,
     oos_label: str,
@@ -134,11 +175,22 @@ def train(
     no_current: bool,
     as_json: bool,
 ) -> None:
-    """Train a router from labelled files (--data) and/or agents (--agents), save a new version."""
+    """Train a router from labelled files (--data) and/or agents (--agents), save a new version.
+
+    With --feedback: learn from people's feedback on top of the serving router instead.
+    """
     from swarm.router.encoders import DEFAULT_ENCODER
     from swarm.router.model import HeadConfig
     from swarm.router.train import TrainConfig, gather_training_data, train_router
 
+    if from_feedback:
+        if data_files or agents_module or feedback_db:
+            raise click.UsageError(
+                "--feedback learns on top of the serving router; --data, --agents and "
+                "--feedback-db train a new one from scratch: use one or the other"
+            )
+        _train_from_feedback(db, out_dir, eval_files, suites, tolerance, as_json)
+        return
     if not data_files and not agents_module and not feedback_db:
         raise click.UsageError("give --data FILE, --agents MODULE or --feedback-db URL")
     if agents_module:
@@ -179,6 +231,139 @@ def train(
     out.print(report)
     serving = "" if no_current else " (now serving)"
     out.print(f"[green]saved router {trained.version}[/green] to {folder}{serving}")
+
+
+def _train_from_feedback(
+    db: str,
+    models_dir: str,
+    eval_files: tuple[str, ...],
+    suites: tuple[str, ...],
+    tolerance: float,
+    as_json: bool,
+) -> None:
+    from swarm.cli.views import feedback_outcome_view
+    from swarm.router import Router, read_labelled_file
+    from swarm.router.feedback import learn_from_feedback
+    from swarm.trace import TraceStore
+
+    serving = Router.load(models_dir)
+    held_out: list[tuple[str, str]] = []
+    for f in eval_files:
+        held_out += read_labelled_file(f)
+    if suites or not eval_files:
+        held_out += _suite_pairs(suites or ("scenarios",), serving, explicit=bool(suites))
+    if not held_out:
+        raise DataError(
+            "no held-out evaluation set: give --eval FILE (labelled) or --suite PATH (scenario "
+            f"suites with routing expectations for router {serving.version}'s agents)"
+        )
+    with TraceStore(db) as store:
+        rows = store.feedback()
+    out = make_console()
+    if not as_json:
+        out.print(
+            f"learning from {len(rows)} feedback rows on top of router {serving.version}; "
+            f"held-out set: {len(held_out)} labelled texts",
+            style="grey50",
+        )
+    outcome = learn_from_feedback(
+        serving, rows, held_out, models_dir=models_dir, tolerance=tolerance
+    )
+    if as_json:
+        _json_line(outcome.to_dict())
+        return
+    out.print(feedback_outcome_view(outcome, models_dir))
+
+
+def _suite_pairs(paths: tuple[str, ...], router: Any, *, explicit: bool) -> list[tuple[str, str]]:
+    """(text, label) from scenario steps the router decides and whose routing is expected, for
+    the agents this router knows (the default scenarios/ folder may hold other swarms' suites)."""
+    from pathlib import Path
+
+    from swarm.scenarios.format import NONE_LABEL
+    from swarm.scenarios.loader import load_suites
+
+    if not explicit and not Path(paths[0]).is_dir():
+        return []
+    loaded = load_suites(paths)
+    if loaded.errors and explicit:
+        raise loaded.errors[0]
+    oos = router.policy.oos_label
+    known = set(router.head_labels)
+    pairs = []
+    for suite in loaded.suites:
+        for scenario in suite.expanded():
+            for step in scenario.steps:
+                label = step.expect.label
+                if step.agent is not None or label is None:
+                    continue
+                label = oos if label == NONE_LABEL else label
+                if label in known:
+                    pairs.append((step.user, label))
+    return pairs
+
+
+@router.command("use")
+@click.argument("version")
+@MODELS_OPTION
+def use(version: str, models_dir: str) -> None:
+    """Make VERSION the serving router (roll back, or promote a version kept beside)."""
+    from swarm.router import current_version, list_versions, set_current
+
+    versions = list_versions(models_dir)
+    matches = [v for v in versions if v == version] or [
+        v for v in versions if v.startswith(version)
+    ]
+    if len(matches) != 1:
+        known = ", ".join(versions[-5:]) or "none"
+        what = "is ambiguous" if matches else "is not a version"
+        raise DataError(f"{version!r} {what} in {models_dir} (latest: {known})")
+    previous = current_version(models_dir)
+    set_current(models_dir, matches[0])
+    undo = f"; undo with `swarm router use {previous}`" if previous else ""
+    make_console().print(
+        f"[green]router {matches[0]} now serves[/green] (was {previous or 'none'}){undo}"
+    )
+
+
+@router.command("versions")
+@MODELS_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
+def versions(models_dir: str, as_json: bool) -> None:
+    """Every saved router version, which one serves, and why each was promoted or kept beside."""
+    from pathlib import Path
+
+    from swarm.cli.views import versions_table
+    from swarm.router import current_version, list_versions
+    from swarm.router.artifacts import read_manifest
+
+    serving = current_version(models_dir)
+    manifests = [read_manifest(Path(models_dir) / v) for v in list_versions(models_dir)]
+    # Oldest first; a version made from another within the same second still comes after it.
+    parents = {m["version"]: m.get("parent") for m in manifests}
+
+    def generation(version: str | None) -> int:
+        return 0 if version not in parents else 1 + generation(parents[version])
+
+    manifests.sort(key=lambda m: (str(m.get("created_at", "")), generation(m["version"])))
+    if as_json:
+        _json_line(
+            {
+                "serving": serving,
+                "versions": [
+                    {
+                        "version": m["version"],
+                        "created_at": m.get("created_at"),
+                        "parent": m.get("parent"),
+                        "promotion": m.get("promotion"),
+                        "metrics": m.get("metrics"),
+                    }
+                    for m in manifests
+                ],
+            }
+        )
+        return
+    make_console().print(versions_table(manifests, serving))
 
 
 @router.command("eval")

@@ -195,3 +195,101 @@ class TasksTable:
                 t["id"], _status(t["status"]), t["agent"] or "-", _short(t["text"], 40), detail
             )
         yield Group(table) if self.tasks else Text("no tasks", style="grey50")
+
+
+# ---- router versions and learning from feedback ------------------------------------------------
+
+
+def feedback_outcome_view(outcome: Any, models_dir: str) -> Group:
+    """What `swarm router train --feedback` learnt from, the metrics before and after, and
+    whether the new version serves."""
+    counts = outcome.feedback.counts()
+    used = Table(title="feedback", show_edge=False)
+    for column in ("good", "bad", "corrections", "contradictory texts", "skipped"):
+        used.add_column(column, justify="right")
+    used.add_row(
+        str(counts["good"]),
+        str(counts["bad"]),
+        str(counts["corrections"]),
+        str(counts["contradictory_texts"]),
+        str(counts["skipped"]),
+    )
+    parts: list[Any] = [used]
+    for contradiction in outcome.feedback.contradictions[:10]:
+        parts.append(
+            Text(
+                f"contradictory, left out: “{contradiction.text}”: "
+                + ", ".join(contradiction.verdicts),
+                style="yellow",
+            )
+        )
+    for reason, n in outcome.feedback.skipped.items():
+        parts.append(Text(f"skipped {n}: {reason}", style="grey50"))
+    gate = outcome.gate
+    metrics = Table(title=f"held-out set ({gate.before.examples} texts)", show_edge=False)
+    metrics.add_column("router")
+    metrics.add_column("accuracy", justify="right")
+    metrics.add_column("macro-F1", justify="right")
+    metrics.add_column("ECE", justify="right")
+    for name, report in (
+        ("serving " + gate.before.version, gate.before),
+        ("new " + outcome.router.version, gate.after),
+    ):
+        metrics.add_row(
+            name, f"{report.accuracy:.4f}", f"{report.macro_f1:.4f}", f"{report.ece:.4f}"
+        )
+    parts.append(metrics)
+    if outcome.contributions:
+        parts.append(
+            Text(
+                "contributions (held-out accuracy, points): "
+                + ", ".join(f"{k} {v:+.2f}" for k, v in outcome.contributions.items())
+            )
+        )
+    if gate.promoted:
+        parts.append(
+            Text(
+                f"promoted: router {outcome.router.version} now serves ({gate.reason})",
+                style="green",
+            )
+        )
+        parts.append(
+            Text(f"roll back with `swarm router use {gate.before.version}`", style="grey50")
+        )
+    else:
+        parts.append(Text(f"kept beside, not serving: {gate.reason}", style="yellow"))
+        parts.append(
+            Text(
+                f"serve it anyway with `swarm router use {outcome.router.version}`", style="grey50"
+            )
+        )
+    return Group(*parts)
+
+
+def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> Table:
+    table = Table(title="router versions", show_edge=False)
+    table.add_column("")
+    table.add_column("version (created)", no_wrap=True)
+    table.add_column("from", no_wrap=True)
+    table.add_column("held-out acc.", justify="right")
+    table.add_column("promotion")
+    for m in manifests:
+        promotion = m.get("promotion")
+        if promotion is None:
+            held_out = m.get("metrics", {}).get("heldout_accuracy")
+            verdict = Text("trained")
+        else:
+            held_out = promotion["after"]["accuracy"]
+            change = (held_out - promotion["before"]["accuracy"]) * 100
+            verdict = Text(
+                f"{'promoted' if promotion['promoted'] else 'kept beside'} ({change:+.2f} pts)",
+                style="green" if promotion["promoted"] else "yellow",
+            )
+        table.add_row(
+            "*" if m["version"] == serving else "",
+            Text(m["version"], style="bold" if m["version"] == serving else ""),
+            m.get("parent") or "-",
+            "-" if held_out is None else f"{held_out:.4f}",
+            verdict,
+        )
+    return table

@@ -15,9 +15,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarm.console.views import CaseRow, RetrainView
+
+if TYPE_CHECKING:
+    from swarm.router.feedback import BanditEvent
 
 __all__ = ["RetrainCancelled", "RetrainOutcome", "held_out_split", "retrain"]
 
@@ -113,14 +116,18 @@ def retrain(
     cache_dir: str | Path | None = None,
     config: Any = None,
     cancelled: threading.Event | None = None,
+    events: Sequence[BanditEvent] = (),
 ) -> RetrainOutcome:
     """Train, evaluate both, save the new version; CURRENT moves only when it is not worse.
 
-    `feedback`: (text, agent) pairs people stated; pairs naming agents this swarm lacks are
-    dropped. Blocking (encodes and trains): call it from a thread; setting `cancelled` stops
-    it at the next progress step (RetrainCancelled) and before anything is saved.
+    `feedback`: (text, agent) pairs people stated (corrections); pairs naming agents this swarm
+    lacks are dropped. `events`: routings people marked good or bad, learnt by the bandit update
+    (`swarm.router.feedback`) on top of the new head. Blocking (encodes and trains): call it
+    from a thread; setting `cancelled` stops it at the next progress step (RetrainCancelled) and
+    before anything is saved.
     """
     from swarm.router import TrainingData
+    from swarm.router.feedback import GateResult, bandit_update
     from swarm.router.metrics import evaluate
     from swarm.router.train import TrainConfig, train_router
 
@@ -143,6 +150,12 @@ def retrain(
         progress=_cancellable(progress, cancelled),
         agents_fingerprint=registry.fingerprint(),
     )
+    known = set(new.head_labels)
+    events = [e for e in events if e.action in known]
+    if events:
+        if cancelled is not None and cancelled.is_set():
+            raise RetrainCancelled("retrain cancelled; nothing was saved")
+        new = bandit_update(new, events)
 
     # The evaluation: held-out texts the serving router did not train on, then the labelled cases
     # (a person's label wins over an example's).
@@ -174,6 +187,13 @@ def retrain(
     switched = new_report.accuracy >= old_report.accuracy
     if cancelled is not None and cancelled.is_set():
         raise RetrainCancelled("retrain cancelled; nothing was saved")
+    verdict = "not worse" if switched else "worse"
+    reason = (
+        f"{verdict} on {len(texts)} held-out texts: accuracy "
+        f"{old_report.accuracy:.4f} -> {new_report.accuracy:.4f} (console /retrain)"
+    )
+    new.manifest["parent"] = getattr(old, "version", None)
+    new.manifest["promotion"] = GateResult(switched, reason, old_report, new_report, 0.0).to_dict()
     folder = new.save(models_dir, make_current=switched)
     new_report.version = new.version  # saving may rename a version that already exists
     return RetrainOutcome(

@@ -24,6 +24,7 @@ from swarm.console.commands import Parsed, UsageProblem, parse
 from swarm.console.live import ObservedStore, RequestStatus
 from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
 from swarm.errors import SwarmError, TaskNotFound
+from swarm.feedback import record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.swarm import Swarm
 
@@ -296,10 +297,12 @@ class ConsoleSession:
         last = self._last_routed()
         await self.store.flush()
         await asyncio.to_thread(
-            self.store.record_feedback,
+            record_feedback,
+            self.store,
             last.task_id,
             kind,
             agent=agent,
+            agents=self.registry.names,
             session_id=self.session_id,
         )
         return last
@@ -337,15 +340,20 @@ class ConsoleSession:
                 f"{getattr(self.router, 'version', 'another')!r}. Start with --router auto."
             )
         from swarm.console.retrain import RetrainCancelled, retrain
+        from swarm.router.feedback import gather_feedback
 
-        feedback = await asyncio.to_thread(self.store.labelled_feedback)
-        self.console.print(
-            Text(
-                f"training a new router with {len(feedback)} labelled "
-                f"case{'s' if len(feedback) != 1 else ''} from feedback…",
-                style="grey50",
-            )
+        rows = await asyncio.to_thread(self.store.feedback)
+        labels = [*self.registry.names, getattr(self.router.policy, "oos_label", None) or "oos"]
+        feedback = gather_feedback(rows, labels)
+        counts = feedback.counts()
+        said = (
+            f"{counts['corrections']} correction{'s' if counts['corrections'] != 1 else ''} and "
+            f"{counts['good'] + counts['bad']} good/bad mark"
+            f"{'s' if counts['good'] + counts['bad'] != 1 else ''}"
         )
+        if feedback.contradictions:
+            said += f" ({len(feedback.contradictions)} contradictory texts left out)"
+        self.console.print(Text(f"training a new router with {said}…", style="grey50"))
         cancelled = threading.Event()
         with progress_bars(self.console) as progress:
             work = asyncio.ensure_future(
@@ -353,11 +361,12 @@ class ConsoleSession:
                     retrain,
                     self.router,
                     self.registry,
-                    feedback,
+                    feedback.corrections,
                     self.models_dir,
                     out_of_scope=self.out_of_scope,
                     progress=progress,
                     cancelled=cancelled,
+                    events=feedback.events,
                 )
             )
             try:

@@ -213,11 +213,13 @@ class RetrainView:
         if self.switched:
             yield Text.assemble(
                 ("switched", "bold green"),
-                f": router {n.version} now serves (trained on {self.trained_on} examples)",
+                f": router {n.version} now serves (trained on {self.trained_on} examples); "
+                f"roll back with `swarm router use {o.version}`",
             )
         else:
             yield Text.assemble(
                 ("kept", "bold yellow"),
                 f" router {o.version}: the new one is worse on the held-out set "
-                f"({n.accuracy:.1%} vs {o.accuracy:.1%}); it was not saved as serving",
+                f"({n.accuracy:.1%} vs {o.accuracy:.1%}); it was kept beside, not serving "
+                f"(`swarm router use {n.version}` serves it anyway)",
             )

@@ -29,6 +29,7 @@ from swarm.router.encoders import (
     SentenceTransformerEncoder,
     load_encoder,
 )
+from swarm.router.feedback import learn_from_feedback
 from swarm.router.router import ExampleBank, Neighbour, Router, RoutingPolicy
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "current_version",
     "ensure_router",
     "list_versions",
+    "learn_from_feedback",
     "load_encoder",
     "load_router",
     "load_serving_router",

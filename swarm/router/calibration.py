@@ -69,6 +69,10 @@ def in_scope_confidence(probs: np.ndarray, oos_index: int | None) -> tuple[np.nd
     return best, masked[np.arange(len(best)), best]
 
 
+NO_OOS_CEILING = 0.5
+"""Without out-of-scope examples, the highest threshold `choose_threshold` picks."""
+
+
 def choose_threshold(
     probs: np.ndarray,
     targets: np.ndarray,
@@ -81,7 +85,9 @@ def choose_threshold(
     With out-of-scope examples in `targets`: the threshold that maximises the mean of in-scope
     accuracy and out-of-scope recall (balanced, so a rare out-of-scope class still counts).
     Without them nothing says what to reject, so the threshold rejects about `target_rejection` of
-    the in-scope examples, the least confident ones (which are mostly wrong anyway).
+    the in-scope examples, the least confident ones (which are mostly wrong anyway), but never a
+    text the router gives better-than-even odds (`NO_OOS_CEILING`): with a few examples a label,
+    every held-out confidence is near 1 and the quantile alone would reject almost everything new.
     """
     best, confidence = in_scope_confidence(probs, oos_index)
     predicted_oos = probs.argmax(axis=1) == oos_index if oos_index is not None else None
@@ -90,7 +96,7 @@ def choose_threshold(
         in_scope = confidence[~is_oos] if (~is_oos).any() else confidence
         if target_rejection <= 0 or len(in_scope) == 0:
             return 0.0
-        return float(np.quantile(in_scope, target_rejection))
+        return float(min(np.quantile(in_scope, target_rejection), NO_OOS_CEILING))
     # A thousand quantiles are as good as every distinct value and keep this linear in the data.
     candidates = np.unique(
         np.concatenate([[0.0], np.quantile(confidence, np.linspace(0, 1, 1001))])

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["HeadConfig", "RouterHead", "export_ensemble"]
+__all__ = ["HeadConfig", "RouterHead", "ServingHead", "export_ensemble"]
 
 
 @dataclass
@@ -131,3 +131,38 @@ def export_ensemble(heads: list[RouterHead]) -> tuple[dict[str, torch.Tensor], i
     if "out.bias" in parts[0]:
         out["out.bias"] = torch.stack([p["out.bias"] for p in parts]).mean(0)  # (labels,)
     return out, groups
+
+
+class ServingHead(nn.Module):
+    """The folded serving weights (`export_ensemble`'s, as a saved router holds them) as a trainable
+    module: the same arithmetic as `Router.logits`, so a saved router can be updated in place
+    (learning from feedback) and exported again under the same names."""
+
+    def __init__(self, weights: dict[str, Any], normalize_groups: int = 0) -> None:
+        super().__init__()
+        self.normalize_groups = normalize_groups
+        self.params = nn.ParameterDict(
+            {
+                # A copy: training must not write into the serving router's arrays.
+                name.replace(".", "_"): nn.Parameter(torch.tensor(value, dtype=torch.float32))
+                for name, value in weights.items()
+            }
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        if "hidden_weight" in p:
+            x = F.gelu(x @ p["hidden_weight"] + p["hidden_bias"])  # (batch, members*hidden)
+            if self.normalize_groups:
+                grouped = x.reshape(len(x), -1, self.normalize_groups)  # (batch, members, hidden)
+                x = F.normalize(grouped, dim=-1).reshape(len(x), -1)
+        out = x @ p["out_weight"]  # (batch, labels)
+        if "out_bias" in p:
+            out = out + p["out_bias"]
+        return out
+
+    def export(self) -> dict[str, Any]:
+        """numpy weights by the names `Router` reads."""
+        return {
+            name.replace("_", "."): v.detach().numpy().copy() for name, v in self.params.items()
+        }

@@ -194,6 +194,8 @@ class TraceStore:
 
     def flush_sync(self) -> None:
         """Commit everything written so far, from synchronous code."""
+        if self._closed or self._thread is None:
+            return  # close() wrote everything, or nothing was ever written: start no writer
         done = threading.Event()
         self._push(("b", done))
         self._wake.set()
@@ -283,32 +285,36 @@ class TraceStore:
         agent: str | None = None,
         note: str | None = None,
         session_id: str | None = None,
-    ) -> int:
-        """Store feedback on a task's routing: `good`, `bad`, or `correction` (with `agent`)."""
+    ) -> dict[str, Any]:
+        """Store feedback on a task's routing: `good`, `bad`, or `correction` (with `agent`).
+
+        `task_id` may be a unique prefix; the stored row (with the full id) is returned. The rules
+        about what a person may say live in `swarm.feedback.record_feedback`.
+        """
         if kind not in ("good", "bad", "correction"):
             raise ConfigError(f"feedback kind must be good, bad or correction, got {kind!r}")
         if kind == "correction" and not agent:
             raise ConfigError("a correction names the agent that should have taken the task")
-        if self._ops and self._thread is not None:
-            self.flush_sync()
+        self.flush_sync()
         task = self.task(task_id)
-        decision = self.decision(task_id)
+        decision = self.decision(task["id"])
         with self._lock, self.engine.begin() as conn:
             row = conn.execute(
-                _FEEDBACK.insert().returning(_FEEDBACK.c.id),
+                _FEEDBACK.insert().returning(*_FEEDBACK.c),
                 {
-                    "task_id": task_id,
+                    "task_id": task["id"],
                     "kind": kind,
                     "agent": agent,
                     "routed_agent": decision["agent"] if decision else task["agent"],
                     "text": task["text"],
-                    "router_version": decision["router_version"] if decision else None,
+                    # A forced task's decision names no router version: "" is stored as None.
+                    "router_version": (decision["router_version"] or None) if decision else None,
                     "note": note,
                     "session_id": session_id or task["session_id"],
                     "created_at": time.time(),
                 },
-            ).scalar_one()
-        return int(row)
+            ).one()
+        return dict(row._mapping)
 
     def mark_tasks(self, task_ids: Iterable[str], status: TaskStatus, error: str) -> int:
         ids = list(task_ids)
@@ -426,13 +432,14 @@ class TraceStore:
         return self._rows(select(_FEEDBACK).order_by(_FEEDBACK.c.id))
 
     def labelled_feedback(self) -> list[tuple[str, str]]:
-        """(text, agent) pairs people stated: corrections, and routings marked good."""
+        """(text, agent) pairs people stated: corrections, and routings marked good (a rejection
+        marked good labels the text `oos`: no agent should take it)."""
         pairs = []
         for row in self.feedback():
             if row["kind"] == "correction" and row["agent"]:
                 pairs.append((row["text"], row["agent"]))
-            elif row["kind"] == "good" and row["routed_agent"]:
-                pairs.append((row["text"], row["routed_agent"]))
+            elif row["kind"] == "good":
+                pairs.append((row["text"], row["routed_agent"] or "oos"))
         return pairs
 
     def count(self, table: str = "tasks") -> int:

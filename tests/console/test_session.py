@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,6 +133,11 @@ def test_a_worse_router_is_saved_but_not_made_current(
     out = Console(file=io.StringIO(), width=100, color_system=None)
     out.print(outcome.view())
     assert f"kept router {old.version}" in screen(out)
+    # The manifest says why, as `swarm router versions` shows it.
+    manifest = json.loads((outcome.folder / "manifest.json").read_text())
+    assert manifest["parent"] == old.version
+    assert manifest["promotion"]["promoted"] is False
+    assert manifest["promotion"]["reason"].startswith("worse on")
 
 
 def test_held_out_split_is_fixed_and_keeps_small_labels() -> None:

@@ -73,3 +73,11 @@ def test_auroc_matches_pairwise_count() -> None:
     brute = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
     assert abs(auroc(pos, neg) - brute) < 1e-12
     assert auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+
+
+def test_threshold_without_oos_never_rejects_better_than_even_odds() -> None:
+    # A few examples a label: every held-out confidence is near 1, so the 2% quantile would
+    # reject any new text the router is merely 99% sure of.
+    probs = np.array([[0.999, 0.001], [0.0005, 0.9995], [0.9999, 0.0001]] * 10)
+    targets = probs.argmax(axis=1)
+    assert choose_threshold(probs, targets, oos_index=None) == 0.5

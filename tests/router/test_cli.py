@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sample_agents import AGENTS_MODULE
 
 from swarm.cli.router import router
 from swarm.errors import DataError
@@ -122,29 +123,6 @@ def test_module_entry_point_prints_one_red_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"error: {bad}:1: header must name the columns 'text' and 'label' (found: words, tag)"
     ]
-
-
-AGENTS_MODULE = """
-from swarm.agents import Agent
-
-
-class Cards(Agent):
-    name = "cards"
-    description = "Card orders, deliveries and blocks"
-    examples = ["my card has not arrived", "block my card", "order a new card", "card stolen"]
-
-    async def run(self, task, ctx):
-        return "ok"
-
-
-class Travel(Agent):
-    name = "travel"
-    description = "Flights and hotels"
-    examples = ["book a flight", "find a hotel", "cancel my flight", "hotel for two nights"]
-
-    async def run(self, task, ctx):
-        return "ok"
-"""
 
 
 def test_train_from_agents_and_feedback(

@@ -1,0 +1,213 @@
+"""`swarm router train --feedback`, `swarm router versions` and `swarm router use`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sample_agents import AGENTS_MODULE
+
+from swarm.cli import main
+from swarm.feedback import record_feedback
+from swarm.models import Task
+from swarm.router import Router, current_version, list_versions
+from swarm.router.train import train_router
+from swarm.trace import TraceStore
+
+
+def last_json(output: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows))
+    return path
+
+
+def routed_tasks(router: Router, db_url: str, texts: list[str]) -> dict[str, str]:
+    """Route `texts` with `router` and store task and decision rows, as a run would: text -> id."""
+    ids = {}
+    with TraceStore(db_url) as store:
+        for text, decision in zip(texts, router.route(texts), strict=True):
+            task = Task(text=text)
+            store.task_queued(task)
+            store.record_decision(task.id, decision)
+            ids[text] = task.id
+    return ids
+
+
+@pytest.fixture
+def serving(make_data, fast_config, encoder, models_dir: Path) -> Router:  # type: ignore[no-untyped-def]
+    """A hash-encoder router saved as `hash:128`, so the CLI loads the same encoder by name."""
+    router, _ = train_router(make_data(), fast_config, encoder=encoder, cache_dir="")
+    router.save(models_dir)
+    return router
+
+
+def test_train_feedback_reports_promotes_and_rolls_back(
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, labelled_rows
+) -> None:  # type: ignore[no-untyped-def]
+    texts = ["my plastic got eaten by the machine", "book a flight to paris", "tell me a joke"]
+    ids = routed_tasks(serving, db_url, texts)
+    with TraceStore(db_url) as store:
+        record_feedback(store, ids[texts[0]], "correction", agent="cards")
+        record_feedback(store, ids[texts[1]], "good")
+        record_feedback(store, ids[texts[2]], "good")
+        record_feedback(store, ids[texts[2]], "bad")  # the same routing called right and wrong
+    held_out = write_csv(tmp_path / "held_out.csv", labelled_rows)
+    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = last_json(result.output)
+    assert report["feedback"] == {
+        "rows": 4,
+        "good": 1,
+        "bad": 0,
+        "corrections": 1,
+        "contradictory_texts": 1,
+        "skipped": 0,
+    }
+    assert report["contradictions"] == [
+        {
+            "text": texts[2],
+            "verdicts": [f"good for {serving.route([texts[2]])[0].agent or 'oos'}"]
+            + [f"bad for {serving.route([texts[2]])[0].agent or 'oos'}"],
+        }
+    ]
+    assert set(report["contributions"]) == {"corrections", "bandit", "together"}
+    assert report["promoted"] is True and report["before"]["examples"] == len(labelled_rows)
+    assert current_version(models_dir) == report["version"]
+    assert Router.load(models_dir).route([texts[0]])[0].agent == "cards"
+
+    result = CliRunner().invoke(main, ["router", "versions", "--models-dir", str(models_dir)])
+    assert result.exit_code == 0, result.output
+    assert "promoted" in result.output and serving.version in result.output
+    listed = last_json(
+        CliRunner()
+        .invoke(main, ["router", "versions", "--models-dir", str(models_dir), "--json"])
+        .output
+    )
+    assert listed["serving"] == report["version"]
+    assert [v["parent"] for v in listed["versions"]] == [None, serving.version]
+
+    # Roll back by a unique prefix of the version.
+    result = CliRunner().invoke(
+        main, ["router", "use", serving.version[:-2], "--models-dir", str(models_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert current_version(models_dir) == serving.version
+    assert f"swarm router use {report['version']}" in result.output
+
+
+def test_a_version_that_fails_the_gate_is_kept_beside_with_the_reason(
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, labelled_rows
+) -> None:  # type: ignore[no-untyped-def]
+    ids = routed_tasks(serving, db_url, ["block my card please"])
+    with TraceStore(db_url) as store:
+        record_feedback(store, next(iter(ids.values())), "good")
+    held_out = write_csv(tmp_path / "held_out.csv", labelled_rows)
+    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    # A negative tolerance demands a gain: on a held-out set it already gets right, none comes.
+    result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--tolerance", "-0.5"])
+    assert result.exit_code == 0, result.output
+    assert "kept beside, not serving" in result.output
+    assert current_version(models_dir) == serving.version
+    assert len(list_versions(models_dir)) == 2
+    kept = [v for v in list_versions(models_dir) if v != serving.version][0]
+    manifest = json.loads((models_dir / kept / "manifest.json").read_text())
+    assert manifest["promotion"]["promoted"] is False
+    assert "more than the gate allows" in manifest["promotion"]["reason"]
+
+
+def test_held_out_from_scenario_suites(
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suites" / "desk.yaml"
+    suite.parent.mkdir()
+    suite.write_text(
+        "name: desk\nagents: some.module\nscenarios:\n"
+        "  - name: card\n    steps:\n"
+        "      - user: my card has not arrived\n        expect: {agent: cards}\n"
+        "  - name: joke\n    steps:\n"
+        "      - user: tell me a joke\n        expect: {out_of_scope: true}\n"
+        "  - name: forced\n    steps:\n"
+        "      - user: anything\n        agent: travel\n"
+        "  - name: other swarm\n    steps:\n"
+        "      - user: refund please\n        expect: {agent: billing}\n"
+    )
+    ids = routed_tasks(serving, db_url, ["book a hotel"])
+    with TraceStore(db_url) as store:
+        record_feedback(store, next(iter(ids.values())), "good")
+    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    result = CliRunner().invoke(main, [*args, "--suite", str(suite.parent), "--json"])
+    assert result.exit_code == 0, result.output
+    # Routed steps with an expectation for this router's agents: the card and the joke.
+    assert last_json(result.output)["before"]["examples"] == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data", "x.csv"], "use one or the other"),
+        ([], "no usable feedback in 0 rows"),
+        (["--eval", "missing.csv"], "missing.csv: no such file"),
+    ],
+)
+def test_feedback_training_errors(
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, extra, message
+) -> None:  # type: ignore[no-untyped-def]
+    held_out = write_csv(tmp_path / "h.csv", [("block my card", "cards")])
+    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    if "--eval" not in extra:
+        extra = [*extra, "--eval", str(held_out)]
+    result = CliRunner().invoke(main, [*args, *extra])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert list_versions(models_dir) == [serving.version]
+
+
+def test_use_an_unknown_version_is_an_error(serving: Router, models_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["router", "use", "1999", "--models-dir", str(models_dir)])
+    assert result.exit_code == 2 and "'1999' is not a version" in result.output
+    assert current_version(models_dir) == serving.version
+
+
+@pytest.mark.slow
+def test_newcomer_flow_with_the_real_encoder(tmp_path: Path) -> None:
+    """Run a request, mark its routing wrong, learn from it, see it fixed, roll back: the real
+    encoder, a real SQLite file and the installed `swarm` command in subprocesses."""
+    (tmp_path / "desk_agents.py").write_text(AGENTS_MODULE)
+    write_csv(
+        tmp_path / "held_out.csv",
+        [("my card was stolen", "cards"), ("book me a flight to rome", "travel")],
+    )
+    swarm = str(Path(sys.executable).with_name("swarm"))
+    env = {**os.environ, "SWARM_DB": f"sqlite:///{tmp_path / 'traces.db'}"}
+
+    def cli(*args: str) -> dict:  # type: ignore[type-arg]
+        proc = subprocess.run(
+            [swarm, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return last_json(proc.stdout)
+
+    text = "the machine swallowed my plastic"
+    ran = cli("run", "--agents", "desk_agents", "--json", text)
+    first = current_version(tmp_path / "storage" / "models")
+    task_id = ran["results"][0]["task_id"]
+    cli("feedback", task_id, "--agent", "cards", "--agents", "desk_agents", "--json")
+    learnt = cli("router", "train", "--feedback", "--eval", "held_out.csv", "--json")
+    assert learnt["feedback"]["corrections"] == 1 and learnt["promoted"] is True
+    again = cli("run", "--agents", "desk_agents", "--json", text)
+    assert again["results"][0]["agent"] == "cards"
+    cli("router", "versions", "--json")
+    proc = subprocess.run(
+        [swarm, "router", "use", first], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert current_version(tmp_path / "storage" / "models") == first
