@@ -87,6 +87,8 @@ def simulate(
             f"contributions {outcome.contributions})"
         )
     return {
+        "start_ece": round(accuracy_on_embeddings(start, x_test, test_labels)[1], 4),
+        "final_ece": round(accuracy_on_embeddings(serving, x_test, test_labels)[1], 4),
         "curve": [[n, round(a, 4)] for n, a in curve],
         "final_accuracy": round(curve[-1][1], 4),
         "updates_promoted": promoted,

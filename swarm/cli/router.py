@@ -53,8 +53,8 @@ def router() -> None:
     "--feedback",
     "from_feedback",
     is_flag=True,
-    help="Learn from the feedback in --db on top of the serving router (corrections, then a "
-    "bandit update on good/bad), and promote the result only if held-out accuracy holds.",
+    help="Learn from the feedback in --db on top of the serving router (corrections as labelled "
+    "examples, good/bad as a bandit update); promote it only if held-out accuracy holds.",
 )
 @click.option(
     "--db",
@@ -272,7 +272,7 @@ def _train_from_feedback(
     if as_json:
         _json_line(outcome.to_dict())
         return
-    out.print(feedback_outcome_view(outcome, models_dir))
+    out.print(feedback_outcome_view(outcome))
 
 
 def _suite_pairs(paths: tuple[str, ...], router: Any, *, explicit: bool) -> list[tuple[str, str]]:

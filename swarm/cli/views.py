@@ -200,7 +200,7 @@ class TasksTable:
 # ---- router versions and learning from feedback ------------------------------------------------
 
 
-def feedback_outcome_view(outcome: Any, models_dir: str) -> Group:
+def feedback_outcome_view(outcome: Any) -> Group:
     """What `swarm router train --feedback` learnt from, the metrics before and after, and
     whether the new version serves."""
     counts = outcome.feedback.counts()

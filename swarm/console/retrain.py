@@ -127,7 +127,7 @@ def retrain(
     before anything is saved.
     """
     from swarm.router import TrainingData
-    from swarm.router.feedback import GateResult, bandit_update
+    from swarm.router.feedback import GateResult, bandit_update, recalibrated
     from swarm.router.metrics import evaluate
     from swarm.router.train import TrainConfig, train_router
 
@@ -155,7 +155,9 @@ def retrain(
     if events:
         if cancelled is not None and cancelled.is_set():
             raise RetrainCancelled("retrain cancelled; nothing was saved")
-        new = bandit_update(new, events)
+        # The update sharpens the head: refit the temperature on the held-out fifth, which the
+        # new router never trained on.
+        new = recalibrated(bandit_update(new, events), [t for t, _ in held], [a for _, a in held])
 
     # The evaluation: held-out texts the serving router did not train on, then the labelled cases
     # (a person's label wins over an example's).

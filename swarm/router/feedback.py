@@ -8,8 +8,9 @@
    chosen agent, with a KL penalty that keeps the new policy close to the serving one (RLHF in
    miniature). Corrections join the router's labelled examples, which the same update keeps
    fitting (cross-entropy), so what it knew stays and what people taught it is learnt.
-3. `gate` promotes the new version only if its held-out accuracy is not worse than the serving
-   one's beyond a tolerance; `learn_from_feedback` runs all three and saves the version either way,
+3. `recalibrated` refits the temperature on the held-out set (the update sharpens the head), and
+   `gate` promotes the new version only if its held-out accuracy is not worse than the serving
+   one's beyond a tolerance; `learn_from_feedback` runs it all and saves the version either way,
    serving or kept beside with the reason.
 """
 
@@ -20,13 +21,14 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from swarm.errors import DataError
+from swarm.router.calibration import fit_temperature
 from swarm.router.data import DEFAULT_OOS_LABEL
 from swarm.router.router import ExampleBank, Router
 
@@ -41,6 +43,7 @@ __all__ = [
     "gate",
     "gather_feedback",
     "learn_from_feedback",
+    "recalibrated",
 ]
 
 GOOD_REWARD, BAD_REWARD = 1.0, 0.0
@@ -204,7 +207,7 @@ def bandit_update(
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         head = ServingHead(router.weights, router.normalize_groups)
-        temperature = router.policy.temperature
+        temperature = learning_temperature(router)
 
         def log_policy(x: torch.Tensor) -> torch.Tensor:
             return F.log_softmax(head(x) / temperature, dim=-1)  # (batch, labels)
@@ -296,6 +299,43 @@ def _with_examples(router: Router, corrections: Sequence[tuple[str, str]]) -> Ex
         [bank.texts[i] for i in keep] + list(fixed),
         [bank.labels[i] for i in keep] + list(fixed.values()),
         np.concatenate([bank.embeddings[keep], vectors]),
+    )
+
+
+LEARNING_TEMPERATURE = "learning_temperature"
+"""Manifest key: the temperature updates learn at, the one the head was trained with."""
+
+
+def learning_temperature(router: Router) -> float:
+    """The temperature the bandit update's policy uses: the one the head's training calibrated,
+    kept across updates. `recalibrated` moves only the serving temperature; learning at that one
+    instead made the updates slower (BANKING77, seed 0: 89.0% instead of 89.9% after 3,000
+    events), since each recalibration softens the policy the next update starts from."""
+    return float(router.manifest.get(LEARNING_TEMPERATURE, router.policy.temperature))
+
+
+def recalibrated(router: Router, texts: Sequence[str], labels: Sequence[str]) -> Router:
+    """A copy of `router` with its temperature refit on labelled (held-out) texts.
+
+    The update sharpens the head (on BANKING77 the test ECE went from 0.014 to 0.14 without
+    this); one parameter fit on the gate's held-out set brings it back. Texts whose label the
+    head lacks are left out; with fewer than two left, the router is returned as it is.
+    """
+    index = {label: i for i, label in enumerate(router.head_labels)}
+    rows = [(t, index[label]) for t, label in zip(texts, labels, strict=True) if label in index]
+    if len(rows) < 2:
+        return router
+    logits = router.logits(np.asarray(router.encoder.encode([t for t, _ in rows])))
+    temperature = fit_temperature(logits, np.array([y for _, y in rows]))
+    return Router(
+        router.encoder,
+        router.weights,
+        router.head_labels,
+        replace(router.policy, temperature=temperature),
+        version=router.version,
+        normalize_groups=router.normalize_groups,
+        examples=router.examples,
+        manifest={**router.manifest, LEARNING_TEMPERATURE: learning_temperature(router)},
     )
 
 
@@ -419,13 +459,17 @@ def learn_from_feedback(
     def accuracy(router: Router) -> float:
         return evaluate(router, texts, labels, oos_label=oos).accuracy
 
-    candidate = bandit_update(serving, data.events, config, corrections=data.corrections)
+    def update(events: Sequence[BanditEvent], corrections: Sequence[tuple[str, str]]) -> Router:
+        updated = bandit_update(serving, events, config, corrections=corrections)
+        return recalibrated(updated, texts, labels)
+
+    candidate = update(data.events, data.corrections)
     base = accuracy(serving)
     kinds = {"corrections": bool(data.corrections), "bandit": bool(data.events)}
     if all(kinds.values()):  # what each kind alone does, and both together
         alone = {
-            "corrections": bandit_update(serving, [], config, corrections=data.corrections),
-            "bandit": bandit_update(serving, data.events, config),
+            "corrections": update([], data.corrections),
+            "bandit": update(data.events, []),
             "together": candidate,
         }
     else:
@@ -440,6 +484,7 @@ def learn_from_feedback(
     candidate.version = created.strftime("%Y%m%d-%H%M%S-") + digest
     candidate.manifest = {
         **serving.manifest,
+        LEARNING_TEMPERATURE: learning_temperature(serving),
         "created_at": created.isoformat(timespec="seconds"),
         "parent": serving.version,
         "feedback": {

@@ -17,6 +17,7 @@ from swarm.console.live import ObservedStore
 from swarm.console.retrain import held_out_split, retrain
 from swarm.examples import quickstart
 from swarm.router import Router, TrainingData
+from swarm.router.feedback import BanditEvent
 from swarm.router.model import HeadConfig
 from swarm.router.train import TrainConfig, train_router
 from swarm.testing.encoders import HashEncoder
@@ -182,3 +183,30 @@ def test_a_cancelled_retrain_saves_nothing(registry: AgentRegistry, models_dir: 
     with pytest.raises(RetrainCancelled):
         retrain(old, registry, [], models_dir, config=SMALL, cancelled=cancelled)
     assert sorted(p.name for p in models_dir.iterdir()) == before
+
+
+def test_retrain_learns_good_and_bad_marks_with_the_bandit_update(
+    registry: AgentRegistry, models_dir: Path
+) -> None:
+    old = Router.load(models_dir)
+    routed = old.route([TEXT])[0].agent
+    assert routed is not None
+    common = {"out_of_scope": quickstart.OUT_OF_SCOPE, "config": SMALL}
+    plain = retrain(old, registry, [], models_dir, **common)  # type: ignore[arg-type]
+    marked = retrain(
+        old,
+        registry,
+        [],
+        models_dir,
+        events=[BanditEvent(TEXT, routed, 0.0)],
+        **common,  # type: ignore[arg-type]
+    )
+
+    def p(router: Router) -> float:
+        _, probs = router.probabilities([TEXT])
+        return float(probs[0][router.head_labels.index(routed)])
+
+    # The same retrain (seeded), then the bad mark: the agent it was wrongly sent to loses.
+    assert p(marked.router) < p(plain.router)
+    manifest = json.loads((marked.folder / "manifest.json").read_text())
+    assert manifest["parent"] == old.version and "promotion" in manifest

@@ -19,6 +19,7 @@ from swarm.router.feedback import (
     gate,
     gather_feedback,
     learn_from_feedback,
+    recalibrated,
 )
 from swarm.router.model import HeadConfig, ServingHead
 from swarm.router.train import TrainConfig, train_router
@@ -241,6 +242,9 @@ def test_learn_from_feedback_saves_a_child_version_and_moves_current_only_when_p
     assert manifest["parent"] == serving.version
     assert manifest["feedback"]["corrections"] == 1 and manifest["feedback"]["good"] == 1
     assert manifest["promotion"]["promoted"] is True
+    # Serving temperature refit on the held-out set; updates keep learning at the trained one.
+    assert manifest["learning_temperature"] == serving.policy.temperature
+    assert manifest["policy"]["temperature"] != serving.policy.temperature
     # The corrected text is now among the examples `explain` shows.
     assert text in Router.load(models_dir, encoder=trained.encoder).examples.texts
 
@@ -306,3 +310,24 @@ def test_learning_from_thumbs_alone_improves_a_weak_router(
     assert data_.counts()["bad"] > 0
     better = bandit_update(weak, data_.events, BanditConfig(min_steps=100))
     assert accuracy(better) > accuracy(weak)
+
+
+def test_recalibration_undoes_a_sharper_head(
+    trained: Router, labelled_rows: list[tuple[str, str]]
+) -> None:
+    texts, labels = [t for t, _ in labelled_rows], [label for _, label in labelled_rows]
+    sharper = Router(
+        trained.encoder,
+        {k: v * 5 if k.startswith("out.") else v for k, v in trained.weights.items()},
+        trained.head_labels,
+        trained.policy,
+        normalize_groups=trained.normalize_groups,
+    )
+    before = trained.policy.temperature
+    # Logits five times larger need a temperature five times higher for the same probabilities.
+    ratio = recalibrated(sharper, texts, labels).policy.temperature / recalibrated(
+        trained, texts, labels
+    ).policy.temperature
+    assert ratio == pytest.approx(5, rel=0.05)
+    # Labels the head lacks are left out; too few left: unchanged.
+    assert recalibrated(trained, ["x"], ["billing"]).policy.temperature == before
