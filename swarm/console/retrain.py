@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swarm.console.views import CaseRow, RetrainView
+from swarm.feedback import OUT_OF_SCOPE
 
 if TYPE_CHECKING:
     from swarm.router.feedback import BanditEvent
 
 __all__ = ["RetrainCancelled", "RetrainOutcome", "held_out_split", "retrain"]
 
-OOS = "oos"
+OOS = OUT_OF_SCOPE
 HOLD_OUT_EVERY = 5
 
 

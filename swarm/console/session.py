@@ -24,7 +24,7 @@ from swarm.console.commands import Parsed, UsageProblem, parse
 from swarm.console.live import ObservedStore, RequestStatus
 from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
 from swarm.errors import SwarmError, TaskNotFound
-from swarm.feedback import record_feedback
+from swarm.feedback import OUT_OF_SCOPE, record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.swarm import Swarm
 
@@ -343,7 +343,8 @@ class ConsoleSession:
         from swarm.router.feedback import gather_feedback
 
         rows = await asyncio.to_thread(self.store.feedback)
-        labels = [*self.registry.names, getattr(self.router.policy, "oos_label", None) or "oos"]
+        oos = getattr(self.router.policy, "oos_label", None) or OUT_OF_SCOPE
+        labels = [*self.registry.names, oos]
         feedback = gather_feedback(rows, labels)
         counts = feedback.counts()
         said = (

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from swarm.errors import DataError
+from swarm.feedback import OUT_OF_SCOPE
 
 __all__ = [
     "DEFAULT_OOS_LABEL",
@@ -23,7 +24,7 @@ __all__ = [
     "read_labelled_file",
 ]
 
-DEFAULT_OOS_LABEL = "oos"
+DEFAULT_OOS_LABEL = OUT_OF_SCOPE
 """Examples with this label teach the router what no agent should take."""
 
 TEXT_COLUMNS = ("text", "utterance", "query", "sentence")

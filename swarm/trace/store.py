@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 
 from swarm.context import Span
 from swarm.errors import ConfigError, StoreError, TaskNotFound
+from swarm.feedback import OUT_OF_SCOPE
 from swarm.models import Decision, Result, Task, TaskStatus, new_id
 from swarm.trace import _rows
 from swarm.trace.schema import (
@@ -439,7 +440,7 @@ class TraceStore:
             if row["kind"] == "correction" and row["agent"]:
                 pairs.append((row["text"], row["agent"]))
             elif row["kind"] == "good":
-                pairs.append((row["text"], row["routed_agent"] or "oos"))
+                pairs.append((row["text"], row["routed_agent"] or OUT_OF_SCOPE))
         return pairs
 
     def count(self, table: str = "tasks") -> int:
