@@ -100,6 +100,10 @@ class Decision:
     version: str = ""
     latency_ms: float = 0.0
     status: Literal["routed", "out_of_scope", "ambiguous", "forced"] = "routed"
+    rule: str = ""
+    """Which rule decided: "head" (the head's choice stands), "out_of_scope_class",
+    "far_from_examples" (no agent's training examples are near), "low_confidence" (under the
+    threshold), "ambiguous" (two agents could take it); "" for a decision no router rule made."""
 
     @property
     def out_of_scope(self) -> bool:
@@ -113,7 +117,13 @@ class Decision:
     def reason(self) -> str:
         """One line a person can read: why the router decided this."""
         if self.status == "out_of_scope":
-            return f"out of scope (confidence {self.confidence:.2f})"
+            why = {
+                "far_from_examples": "no agent's examples are near",
+                "out_of_scope_class": "the out-of-scope class wins",
+                "low_confidence": "confidence under the threshold",
+            }.get(self.rule)
+            detail = f"{why}; " if why else ""
+            return f"out of scope ({detail}confidence {self.confidence:.2f})"
         if self.status == "ambiguous" and len(self.candidates) >= 2:
             (a, pa), (b, pb) = self.candidates[:2]
             return f"ambiguous: {a} ({pa:.2f}) or {b} ({pb:.2f})?"
@@ -129,6 +139,7 @@ class Decision:
             "version": self.version,
             "latency_ms": self.latency_ms,
             "status": self.status,
+            "rule": self.rule,
         }
 
 

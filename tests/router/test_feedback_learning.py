@@ -244,7 +244,8 @@ def test_learn_from_feedback_saves_a_child_version_and_moves_current_only_when_p
     assert manifest["promotion"]["promoted"] is True
     # Serving temperature refit on the held-out set; updates keep learning at the trained one.
     assert manifest["learning_temperature"] == serving.policy.temperature
-    assert manifest["policy"]["temperature"] != serving.policy.temperature
+    # (a gate set of a few texts is too thin to sharpen on: the refit keeps T >= 1)
+    assert manifest["policy"]["temperature"] >= 1.0
     # The corrected text is now among the examples `explain` shows.
     assert text in Router.load(models_dir, encoder=trained.encoder).examples.texts
 
@@ -324,10 +325,13 @@ def test_recalibration_undoes_a_sharper_head(
         normalize_groups=trained.normalize_groups,
     )
     before = trained.policy.temperature
-    # Logits five times larger need a temperature five times higher for the same probabilities.
+    # Logits five times larger need a higher temperature (five times without the prior on T, which
+    # pulls both towards 1 here: the texts are the head's own training texts, perfectly separated;
+    # repeated to pass the minimum held-out size under which the temperature never sharpens).
+    texts, labels = texts * 10, labels * 10
     ratio = recalibrated(sharper, texts, labels).policy.temperature / recalibrated(
         trained, texts, labels
     ).policy.temperature
-    assert ratio == pytest.approx(5, rel=0.05)
+    assert ratio > 1.5
     # Labels the head lacks are left out; too few left: unchanged.
     assert recalibrated(trained, ["x"], ["billing"]).policy.temperature == before
