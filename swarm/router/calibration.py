@@ -177,6 +177,13 @@ examples written by one person are closer to each other than to a user's phrasin
 request, so their leave-one-out similarities overstate how near a real in-scope text will be."""
 
 
+FAR_MEDIAN_FRACTION = 0.5
+"""The far cut is at least this fraction of the median leave-one-out same-agent similarity: with
+a few examples per agent that each cover a different request, the low quantile is one odd example
+and says little; a text less than half as close to every agent as their examples typically are to
+each other is far whatever the quantile."""
+
+
 def label_similarities(
     queries: np.ndarray,
     bank: np.ndarray,
@@ -233,7 +240,8 @@ def similarity_cuts(
     examples (`label_similarities(..., exclude_self=True)`) and their label indices (n,).
 
     far: the `rejection` quantile of the in-scope examples' similarity to their own agent's
-    other examples, scaled by n/(n + `prior_examples`) for n examples per agent (median).
+    other examples, scaled by n/(n + `prior_examples`) for n examples per agent (median), and at
+    least `FAR_MEDIAN_FRACTION` of their median.
     near: the larger of that quantile (unscaled) and the 1 - `rejection` quantile of the
     similarity to the nearest other agent, so about `rejection` of the training texts would be
     flagged ambiguous. Both None when no agent has two examples.
@@ -252,7 +260,8 @@ def similarity_cuts(
     runner_up = others.max(axis=1)  # (k,)
     per_agent = float(np.median(counts[counts > 0]))
     low = float(np.quantile(own, rejection))
-    far = low * per_agent / (per_agent + prior_examples)
+    typical = float(np.median(own))
+    far = max(low * per_agent / (per_agent + prior_examples), FAR_MEDIAN_FRACTION * typical)
     near = max(low, float(np.quantile(runner_up, 1 - rejection)))
     return SimilarityCuts(far, near)
 
