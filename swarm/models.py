@@ -102,8 +102,9 @@ class Decision:
     status: Literal["routed", "out_of_scope", "ambiguous", "forced"] = "routed"
     rule: str = ""
     """Which rule decided: "head" (the head's choice stands), "out_of_scope_class",
-    "far_from_examples" (no agent's training examples are near), "low_confidence" (under the
-    threshold), "ambiguous" (two agents could take it); "" for a decision no router rule made."""
+    "far_from_examples" (the best agent's training examples are not near), "low_confidence"
+    (under the threshold), "ambiguous" (two agents could take it); "" for a decision no router
+    rule made."""
 
     @property
     def out_of_scope(self) -> bool:
@@ -118,7 +119,7 @@ class Decision:
         """One line a person can read: why the router decided this."""
         if self.status == "out_of_scope":
             why = {
-                "far_from_examples": "no agent's examples are near",
+                "far_from_examples": "far from the training examples",
                 "out_of_scope_class": "the out-of-scope class wins",
                 "low_confidence": "confidence under the threshold",
             }.get(self.rule)

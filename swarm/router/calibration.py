@@ -100,7 +100,8 @@ def in_scope_confidence(probs: np.ndarray, oos_index: int | None) -> tuple[np.nd
 
 
 NO_OOS_CEILING = 0.5
-"""Without out-of-scope examples, the highest threshold `choose_threshold` picks."""
+"""Without out-of-scope examples and with under `MIN_CALIBRATION_EXAMPLES` held-out texts, the
+highest threshold `choose_threshold` picks."""
 
 DEFAULT_OOS_RECALL = 0.9
 """With out-of-scope examples: the held-out out-of-scope recall the threshold is chosen to reach."""
@@ -126,9 +127,8 @@ def choose_threshold(
     in-scope texts; `oos_recall=None` maximises the mean of in-scope accuracy and out-of-scope
     recall instead. Without them nothing says what to reject, so the threshold rejects about
     `target_rejection` of the in-scope examples, the least confident ones (which are mostly wrong
-    anyway), but never a text the router gives better-than-even odds (`NO_OOS_CEILING`): with a
-    few examples a label, every held-out confidence is near 1 and the quantile alone would reject
-    almost everything new.
+    anyway); from fewer than `MIN_CALIBRATION_EXAMPLES` held-out texts, the quantile is one or two
+    texts and never rejects a text the router gives better-than-even odds (`NO_OOS_CEILING`).
     """
     best, confidence = in_scope_confidence(probs, oos_index)
     predicted_oos = probs.argmax(axis=1) == oos_index if oos_index is not None else None
@@ -137,7 +137,10 @@ def choose_threshold(
         in_scope = confidence[~is_oos] if (~is_oos).any() else confidence
         if target_rejection <= 0 or len(in_scope) == 0:
             return 0.0
-        return float(min(np.quantile(in_scope, target_rejection), NO_OOS_CEILING))
+        quantile = float(np.quantile(in_scope, target_rejection))
+        return (
+            min(quantile, NO_OOS_CEILING) if len(in_scope) < MIN_CALIBRATION_EXAMPLES else quantile
+        )
     # A thousand quantiles are as good as every distinct value and keep this linear in the data.
     candidates = np.unique(
         np.concatenate([[0.0], np.quantile(confidence, np.linspace(0, 1, 1001))])
@@ -169,6 +172,10 @@ def choose_threshold(
 FAR_REJECTION = 0.05
 """The share of in-scope training texts whose leave-one-out nearest same-agent similarity falls
 below the far-from-examples cut (before the few-example shrinkage)."""
+
+AMBIGUOUS_SHARE = 0.02
+"""The share of in-scope training texts whose runner-up agent's nearest example reaches the near
+cut (each would be flagged ambiguous): a request for two agents is far rarer than one for one."""
 
 FAR_PRIOR_EXAMPLES = 3.0
 """How many examples per agent the leave-one-out estimate is worth as much as the prior "reject
@@ -222,7 +229,7 @@ class SimilarityCuts:
     """Cuts on nearest-example cosine similarity, chosen from the training examples alone."""
 
     far: float | None
-    """No agent's nearest example this similar: out of scope ("far from examples")."""
+    """The chosen agent's nearest example less similar: out of scope ("far from examples")."""
     near: float | None
     """The runner-up agent's nearest example at least this similar: it could take the text too
     (ambiguous)."""
@@ -242,8 +249,8 @@ def similarity_cuts(
     far: the `rejection` quantile of the in-scope examples' similarity to their own agent's
     other examples, scaled by n/(n + `prior_examples`) for n examples per agent (median), and at
     least `FAR_MEDIAN_FRACTION` of their median.
-    near: the larger of that quantile (unscaled) and the 1 - `rejection` quantile of the
-    similarity to the nearest other agent, so about `rejection` of the training texts would be
+    near: the larger of that quantile (unscaled) and the 1 - `AMBIGUOUS_SHARE` quantile of the
+    similarity to the nearest other agent, so about that share of the training texts would be
     flagged ambiguous. Both None when no agent has two examples.
     """
     in_scope = targets != oos_index if oos_index is not None else np.ones(len(targets), bool)
@@ -262,7 +269,7 @@ def similarity_cuts(
     low = float(np.quantile(own, rejection))
     typical = float(np.median(own))
     far = max(low * per_agent / (per_agent + prior_examples), FAR_MEDIAN_FRACTION * typical)
-    near = max(low, float(np.quantile(runner_up, 1 - rejection)))
+    near = max(low, float(np.quantile(runner_up, 1 - AMBIGUOUS_SHARE)))
     return SimilarityCuts(far, near)
 
 
@@ -298,8 +305,9 @@ def apply_rules(
 
     probs: (n, labels) calibrated; similarities: (n, labels) nearest-example similarity per label
     (`label_similarities`), or None to use the head alone. In order: the out-of-scope class wins;
-    no in-scope agent's examples reach `far`; the best probability is under `threshold`; the top
-    two probabilities are within `ambiguity_margin`, or the runner-up's examples reach `near`.
+    the chosen agent's nearest example does not reach `far`; the best probability is under
+    `threshold`; the top two probabilities are within `ambiguity_margin`, or the runner-up's
+    examples reach `near`.
     """
     best, confidence = in_scope_confidence(probs, oos_index)
     masked = probs.copy()
@@ -317,7 +325,9 @@ def apply_rules(
             sims[:, oos_index] = -1.0
         if near is not None:
             ambiguous |= has_second & (sims[rows, second] >= near)
-        far_away = sims.max(axis=1) < far if far is not None else np.zeros(len(probs), bool)
+        # The chosen agent's examples: a text near only another agent's examples, which the head
+        # did not choose, is no safer to route than one near nobody's.
+        far_away = sims[rows, best] < far if far is not None else np.zeros(len(probs), bool)
     else:
         far_away = np.zeros(len(probs), bool)
     rule[ambiguous] = RULES.index("ambiguous")

@@ -38,8 +38,8 @@ class RoutingPolicy:
     """The label of out-of-scope examples, if the head learnt one."""
     top_k: int = 5
     far_similarity: float | None = None
-    """No agent's nearest training example at least this similar (cosine): out of scope, "far
-    from examples". None: the rule is off (or the router keeps no examples)."""
+    """The chosen agent's nearest training example less similar than this (cosine): out of scope,
+    "far from examples". None: the rule is off (or the router keeps no examples)."""
     near_similarity: float | None = None
     """The runner-up agent's nearest example at least this similar: ambiguous. None: off."""
 

@@ -329,9 +329,10 @@ def test_recalibration_undoes_a_sharper_head(
     # pulls both towards 1 here: the texts are the head's own training texts, perfectly separated;
     # repeated to pass the minimum held-out size under which the temperature never sharpens).
     texts, labels = texts * 10, labels * 10
-    ratio = recalibrated(sharper, texts, labels).policy.temperature / recalibrated(
-        trained, texts, labels
-    ).policy.temperature
+    ratio = (
+        recalibrated(sharper, texts, labels).policy.temperature
+        / recalibrated(trained, texts, labels).policy.temperature
+    )
     assert ratio > 1.5
     # Labels the head lacks are left out; too few left: unchanged.
     assert recalibrated(trained, ["x"], ["billing"]).policy.temperature == before
