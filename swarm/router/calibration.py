@@ -149,6 +149,7 @@ def choose_threshold(
     if predicted_oos is not None:
         always |= predicted_oos
     if oos_recall is not None:
+        best_threshold = 0.0
         for t in candidates:
             rejected = always | (confidence < t)
             if np.mean(rejected[~is_oos]) > MAX_IN_SCOPE_REJECTION:

@@ -241,3 +241,10 @@ def test_each_rule_decides_in_its_order() -> None:
         probs, None, oos_index=2, threshold=0.45, ambiguity_margin=0.15, far=0.3, near=0.6
     )
     assert RULES[head_rules[2]] == "head" and RULES[head_rules[5]] == "head"
+
+
+def test_recall_threshold_is_zero_when_other_rules_already_reject_most_in_scope_texts() -> None:
+    probs = np.array([[0.9, 0.05, 0.05]] * 6 + [[0.3, 0.3, 0.4]] * 2)
+    targets = np.array([0] * 6 + [2] * 2)
+    anyway = np.array([True] * 4 + [False] * 4)  # two thirds of the in-scope texts
+    assert choose_threshold(probs, targets, 2, oos_recall=0.9, rejected_anyway=anyway) == 0.0
