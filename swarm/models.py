@@ -15,7 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Decision", "Handoff", "Result", "Task", "TaskStatus", "new_id"]
+__all__ = ["OUT_OF_SCOPE", "Decision", "Handoff", "Result", "Task", "TaskStatus", "new_id"]
+
+OUT_OF_SCOPE = "oos"
+"""The label for "no agent should take this text": in training data, feedback and corrections.
+Defined here, below every room that uses it (`swarm.feedback` re-exports it)."""
 
 
 def new_id() -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 from swarm.agents import Agent, AgentRegistry
 from swarm.clock import Clock, SystemClock
 from swarm.context import Context, Span, enter_span, leave_span
-from swarm.errors import QueueFull, SchedulerClosed
+from swarm.errors import QueueFull, SchedulerClosed, StoreError
 from swarm.models import Decision, Handoff, Result, Task, TaskStatus
 from swarm.policies import RetryPolicy
 
@@ -251,7 +251,10 @@ class Scheduler:
             chunk = [heapq.heappop(self._inbox)[2] for _ in range(n)]
             if self.store is not None:
                 # Written as queued before any agent sees it: `swarm resume` depends on it.
-                await self.store.flush()
+                try:
+                    await self.store.flush()
+                except StoreError:  # the store logged what failed; the tasks still run
+                    pass
             for start in range(0, n, self.batch_size):
                 batch = chunk[start : start + self.batch_size]
                 try:

@@ -110,15 +110,21 @@ class Swarm:
         )
 
     async def close(self, *, drain: bool = True, grace: float = 10.0) -> None:
-        if self._scheduler is not None:
-            await self._scheduler.close(drain=drain, grace=grace)
-            self._scheduler = None
-        if self.store is not None and self.run_id is not None:
-            self.store.finish_run(self.run_id)
-        if self.store is not None and self._owns_store:
-            await asyncio.to_thread(self.store.close)
-        elif self.store is not None:
-            await self.store.flush()
+        """Stop the scheduler, then close the store this swarm opened (or flush the one it was
+        given). Raises `StoreError` at the end if trace rows could not be stored."""
+        try:
+            if self._scheduler is not None:
+                try:
+                    await self._scheduler.close(drain=drain, grace=grace)
+                finally:
+                    self._scheduler = None
+        finally:
+            if self.store is not None and self.run_id is not None and not self.store.closed:
+                self.store.finish_run(self.run_id)
+            if self.store is not None and self._owns_store:
+                await asyncio.to_thread(self.store.close)
+            elif self.store is not None:
+                await self.store.flush()
 
     @property
     def scheduler(self) -> Scheduler:

@@ -25,7 +25,7 @@ from swarm.cli.common import (
     make_console,
     registry_for,
 )
-from swarm.errors import SwarmError, TaskNotFound
+from swarm.errors import StoreError, SwarmError, TaskNotFound
 
 __all__ = ["load_router", "llm_from_env", "main", "registry_for"]
 
@@ -50,6 +50,10 @@ def main() -> None:
     # Deterministic, quiet CPU inference: see BENCHMARKS.md on threads.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for stream in (sys.stdout, sys.stderr):
+        # Text an agent returned may hold a lone surrogate (half an emoji): print it escaped.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _json_out(obj: Any) -> None:
@@ -111,10 +115,19 @@ def run(
         run_meta={"router": router_spec, "agents": agents_spec},
     )
 
+    store_error: list[StoreError] = []
+
     async def go() -> list[Any]:
-        async with swarm:
-            handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
-            return [await h for h in handles]
+        results: list[Any] = []
+        try:
+            async with swarm:
+                handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
+                results = [await h for h in handles]
+        except StoreError as exc:  # the tasks ran; their trace is incomplete: show both
+            if not results:
+                raise
+            store_error.append(exc)
+        return results
 
     results = asyncio.run(go())
     if as_json:
@@ -126,6 +139,8 @@ def run(
                 out.print(DecisionView(r.decision))
             out.print(ResultView(r))
         out.print(f"[grey50]run {swarm.run_id} · `swarm traces show TASK_ID` for a trace[/grey50]")
+    if store_error:
+        raise store_error[0]  # one red line, exit 2
     if any(not r.ok for r in results):
         sys.exit(1)
 
