@@ -395,7 +395,10 @@ def write(
 
 
 def _error(exc: BaseException) -> str:
-    return safe_text(f"{type(exc).__name__}: {exc}")[:500]
+    text = safe_text(f"{type(exc).__name__}: {exc}")[:500]
+    if isinstance(exc, sqlite3.OperationalError) and ("disk" in text or "full" in text):
+        text += " (is the disk full, or the file over a size limit?)"
+    return text
 
 
 def sqlite_runner(conn: sqlite3.Connection) -> Callable[[Batch], None]:

@@ -276,7 +276,7 @@ class TraceStore:
         if error is not None and (rows or self.last_error != error):
             self.write_errors += 1
             self.last_error = error
-            log.error("trace store %s: a batch of %d writes failed: %s", self.url, len(rows), error)
+            log.error("trace store %s: %s", self.url, error)
         for waiter in barriers:
             _release(waiter, error and f"trace store {self.url}: {error}")
 
