@@ -15,7 +15,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["OUT_OF_SCOPE", "Decision", "Handoff", "Result", "Task", "TaskStatus", "new_id"]
+__all__ = [
+    "OUT_OF_SCOPE",
+    "SHORT_ID_LENGTH",
+    "Decision",
+    "Handoff",
+    "Result",
+    "Task",
+    "TaskStatus",
+    "new_id",
+    "short_id",
+]
 
 OUT_OF_SCOPE = "oos"
 """The label for "no agent should take this text": in training data, feedback and corrections.
@@ -25,9 +35,21 @@ Defined here, below every room that uses it (`swarm.feedback` re-exports it)."""
 def new_id() -> str:
     """A 26-character id that sorts by creation time (ms) and is random after that.
 
-    Time-ordered ids keep the trace store's primary-key index append-mostly.
+    Time-ordered ids keep the trace store's primary-key index append-mostly. So the ids of one
+    run share their first characters, and what tells them apart is the end: people see and type
+    `short_id`, which the store resolves (`TraceStore.task`).
     """
     return f"{time.time_ns() // 1_000_000:012x}{_bits(56):014x}"
+
+
+SHORT_ID_LENGTH = 8
+"""Characters of the random end an id is shown by: 32 bits, distinct among 10,000 tasks with
+odds of about 99 in 100 (the store answers an ambiguous one with the candidates)."""
+
+
+def short_id(task_id: str) -> str:
+    """The id as people see it in the console: its last `SHORT_ID_LENGTH` characters."""
+    return task_id[-SHORT_ID_LENGTH:]
 
 
 # A seeded PRNG, not os.urandom: ids are made per task and span on the hot path (0.3 µs vs 3 µs).

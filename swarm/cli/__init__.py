@@ -161,7 +161,9 @@ class _NoRouter:
 @main.group(invoke_without_command=True)
 @DB_OPTION
 @click.option("--limit", default=20, show_default=True)
-@click.option("--run", "run_id", default=None, help="Only this run's tasks.")
+@click.option(
+    "--run", "run_id", default=None, help="Only this run's tasks (the end of its id will do)."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json: bool) -> None:
@@ -174,6 +176,8 @@ def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json:
 
     with TraceStore(db) as store:
         runs = store.runs(limit=limit)
+        if run_id is not None:
+            run_id = str(store.find_run(run_id)["id"])  # a part of the id will do
         tasks = store.tasks(run_id=run_id, roots_only=True, limit=limit)
     if as_json:
         _json_out({"runs": runs, "tasks": tasks})

@@ -254,10 +254,8 @@ class ConsoleSession:
         await self.store.flush()
         try:
             tree = await asyncio.to_thread(self.store.task_tree, wanted)
-        except TaskNotFound:
-            raise UsageProblem(
-                f"no task with id {wanted!r}; /history lists this session's"
-            ) from None
+        except TaskNotFound as exc:  # none, or several (it lists them)
+            raise UsageProblem(f"{exc}; /history lists this session's") from None
         self.console.print(TaskTree(tree))
 
     def _last_routed(self) -> LastRequest:

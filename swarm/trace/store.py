@@ -411,6 +411,13 @@ class TraceStore:
         rows = self._rows(select(_RUNS).where(_RUNS.c.id == run_id))
         return rows[0] if rows else None
 
+    def find_run(self, ref: str) -> dict[str, Any]:
+        """The run whose id is `ref`, or ends or begins with it (see `task`).
+
+        Raises `TaskNotFound` for no run, or for several (it names how many and shows some).
+        """
+        return self.run(ref) or self._by_part(_RUNS, ref, "run")
+
     def tasks(
         self,
         *,
@@ -433,13 +440,32 @@ class TraceStore:
         return self._rows(stmt)
 
     def task(self, task_id: str) -> dict[str, Any]:
+        """The task whose id is `task_id`, or ends with it (the short id people see, `short_id`),
+        or begins with it.
+
+        Raises `TaskNotFound` for no task, or for several: then it says how many and shows a few.
+        """
         rows = self._rows(select(_TASKS).where(_TASKS.c.id == task_id))
-        if not rows:
-            # Accept a unique prefix, as people copy short ids from tables.
-            rows = self._rows(select(_TASKS).where(_TASKS.c.id.startswith(task_id)).limit(2))
-            if len(rows) != 1:
-                raise TaskNotFound(f"no task with id {task_id!r} in {self.url}")
-        return rows[0]
+        return rows[0] if rows else self._by_part(_TASKS, task_id, "task")
+
+    def _by_part(self, table: Table, ref: str, what: str) -> dict[str, Any]:
+        # Ids begin with the time, so the ids of one run share their first characters and
+        # differ at the end: a suffix is what people copy. A prefix is accepted too.
+        ends = table.c.id.endswith(ref, autoescape=True)
+        begins = table.c.id.startswith(ref, autoescape=True)
+        for where in (ends, begins):
+            found = self._rows(select(table).where(where).order_by(table.c.id).limit(6))
+            if len(found) == 1:
+                return found[0]
+            if found:
+                with self._lock, self.engine.connect() as conn:
+                    n = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
+                shown = [f"{r['id']} ({_gist(r)})" for r in found[:5]]
+                raise TaskNotFound(
+                    f"{ref!r} matches {n} {what}s in {self.url}: {', '.join(shown)}"
+                    f"{', ...' if (n or 0) > 5 else ''}; give more of the id"
+                )
+        raise TaskNotFound(f"no {what} with id {ref!r} in {self.url}")
 
     def children(self, task_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -558,6 +584,13 @@ def _write_core(conn: Any, batch: _rows.Batch) -> None:
         )
     for run_id, at in batch.run_done:
         conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(finished_at=at))
+
+
+def _gist(row: dict[str, Any]) -> str:
+    if "text" in row:
+        text = str(row["text"])
+        return repr(text if len(text) <= 30 else text[:29] + "…")
+    return f"{row.get('kind', 'run')}, {row.get('router') or 'no router'}"
 
 
 class _SyncWaiter:
