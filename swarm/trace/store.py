@@ -273,10 +273,11 @@ class TraceStore:
             log.warning("trace store: %s", note)
         if len(notes) > 20:
             log.warning("trace store: %d more rows stored in a safe form", len(notes) - 20)
-        if error is not None and (rows or self.last_error != error):
-            self.write_errors += 1
+        if error is not None:
+            self.write_errors += bool(rows)
+            if error != self.last_error:  # once, not once a batch, while the writer is gone
+                log.error("trace store %s: %s", self.url, error)
             self.last_error = error
-            log.error("trace store %s: %s", self.url, error)
         for waiter in barriers:
             _release(waiter, error and f"trace store {self.url}: {error}")
 
