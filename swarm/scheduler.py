@@ -61,6 +61,37 @@ class _Entry:
     children: set[str] | None = None  # made on the first delegation
     holds_slot: bool = False
     finished: bool = False
+    cancelling: bool = False  # the scheduler cancelled its runner: the attempt is ending
+    waiting: bool = False  # counted in `Scheduler._pending`: in the inbox or a lane, not started
+    lane: _Lane | None = None  # the lane it waits in
+
+
+@dataclass(eq=False, slots=True)
+class _Attempt:
+    """One call of `agent.run`; the `Context` delegates through it.
+
+    While at least one of its delegations is outstanding the task gives its agent slot and its
+    global slot back (once), so children that need the same agent or the last global slot cannot
+    deadlock behind it; when the last one returns it takes them back (once). A delegation that
+    returns after the attempt ended (`closed`) takes nothing back.
+    """
+
+    scheduler: Scheduler
+    entry: _Entry
+    lane: _Lane
+    end: float | None  # its deadline on the scheduler's clock
+    outstanding: int = 0
+    closed: bool = False
+    lock: asyncio.Lock | None = None  # made on the first delegation: one take-back at a time
+
+    async def delegate(self, parent: Task, child: Task) -> Result:
+        return await self.scheduler._delegate(self, child)
+
+    def ending(self) -> bool:
+        """Cancelled by the scheduler or past its deadline (not by the body's own scopes)."""
+        if self.closed or self.entry.cancelling:
+            return True
+        return self.end is not None and self.scheduler.clock.time() >= self.end
 
 
 @dataclass(eq=False, slots=True)
@@ -69,6 +100,7 @@ class _Lane:
 
     agent: Agent
     running: int = 0
+    queued: int = 0  # entries in `ready` still waiting (cancelled ones stay until popped)
     ready: list[tuple[int, int, _Entry]] = field(default_factory=list)
     resumers: deque[asyncio.Future[None]] = field(default_factory=deque)
     starting: int = 0  # workers created that have not taken an entry yet
@@ -181,6 +213,7 @@ class Scheduler:
         for child in list(e.children or ()):
             self.cancel(child)
         if e.runner is not None and not e.runner.done():
+            e.cancelling = True
             e.runner.cancel()
         else:  # waiting in the inbox or a lane: left there, skipped when it comes up
             self._finish(e, TaskStatus.CANCELLED, error="cancelled before it started")
@@ -228,6 +261,7 @@ class Scheduler:
         if self.store is not None:
             self.store.task_queued(task, resumed=resumed)
         self._pending += 1
+        e.waiting = True
         heapq.heappush(self._inbox, (-task.priority, next(self._seq), e))
         self._inbox_ready.set()
         return TaskHandle(task.id, future, self)
@@ -259,13 +293,10 @@ class Scheduler:
                 except Exception as exc:  # a broken router fails its batch, not the scheduler
                     log.exception("router failed")
                     for e in batch:
-                        if not e.finished:
-                            self._pending -= 1
-                            self._finish(e, TaskStatus.FAILED, error=f"router failed: {exc!r}")
+                        self._finish(e, TaskStatus.FAILED, error=f"router failed: {exc!r}")
 
     async def _route(self, batch: list[_Entry]) -> None:
         live = [e for e in batch if not e.finished]
-        self._pending -= len(batch) - len(live)
         to_route = [e for e in live if e.task.agent is None]
         if to_route:
             texts = [e.task.text for e in to_route]
@@ -281,7 +312,6 @@ class Scheduler:
                 e.decision = d
         for e in live:
             if e.finished:  # cancelled while the router ran
-                self._pending -= 1
                 continue
             if e.decision is None:
                 e.decision = Decision(agent=e.task.agent, confidence=1.0, status="forced")
@@ -289,10 +319,8 @@ class Scheduler:
             if self.store is not None:
                 self.store.record_decision(e.task.id, d)
             if d.agent is None or (d.ambiguous and self.ambiguous == "reject"):
-                self._pending -= 1
                 self._finish(e, TaskStatus.REJECTED, error=d.reason)
             elif d.agent not in self._lanes:
-                self._pending -= 1
                 self._finish(
                     e,
                     TaskStatus.FAILED,
@@ -305,6 +333,8 @@ class Scheduler:
     # ---- lanes and slots ----------------------------------------------------------------
 
     def _enqueue(self, e: _Entry, lane: _Lane) -> None:
+        e.lane = lane
+        lane.queued += 1
         heapq.heappush(lane.ready, (-e.task.priority, next(self._seq), e))
         self._pump(lane)
 
@@ -318,14 +348,14 @@ class Scheduler:
                     self._take(lane)
                     waiter.set_result(None)
                 continue
-            if len(lane.ready) <= lane.starting:
+            if lane.queued <= lane.starting:
                 break
             self._take(lane)
             lane.starting += 1
             worker = asyncio.get_running_loop().create_task(self._work(lane))
             self._workers.add(worker)  # the loop keeps only weak references to tasks
             worker.add_done_callback(self._workers.discard)
-        if (len(lane.ready) > lane.starting or lane.resumers) and lane.running < limit:
+        if (lane.queued > lane.starting or lane.resumers) and lane.running < limit:
             self._starved[lane.agent.name] = lane
 
     def _take(self, lane: _Lane) -> None:
@@ -335,6 +365,8 @@ class Scheduler:
     def _release(self, lane: _Lane) -> None:
         lane.running -= 1
         self._running -= 1
+        if not self._running and not self._live:
+            self._idle.set()
         # Lanes that waited for a global slot go first, so one busy agent cannot hog them all.
         while self._starved and self._running < self.concurrency:
             name = next(iter(self._starved))
@@ -354,6 +386,15 @@ class Scheduler:
             if waiter.done() and not waiter.cancelled():
                 self._release(lane)  # handed a slot just as we were cancelled
             raise
+
+    def _unwait(self, e: _Entry) -> None:
+        """`e` stops waiting: it starts, or it finished (cancelled, rejected) before it could."""
+        e.waiting = False
+        self._pending -= 1
+        if e.lane is not None:
+            e.lane.queued -= 1
+            e.lane = None
+        self._wake_submitters()
 
     def _wake_submitters(self) -> None:
         while self._space_waiters and self._pending < self.max_queue:
@@ -377,10 +418,9 @@ class Scheduler:
         try:
             while lane.ready:
                 e = heapq.heappop(lane.ready)[2]
-                self._pending -= 1
-                self._wake_submitters()
                 if e.finished:
                     continue
+                self._unwait(e)
                 e.runner, e.holds_slot = me, True
                 await self._execute(e, lane)
                 e.runner = None
@@ -397,7 +437,7 @@ class Scheduler:
         agent = lane.agent
         outcome: _Outcome | Handoff
         try:
-            outcome = await self._attempt_all(e, agent)
+            outcome = await self._attempt_all(e, lane)
         except asyncio.CancelledError:
             outcome = (TaskStatus.CANCELLED, None, "cancelled")
         except Exception as exc:  # a bug in a policy or sink must not take the scheduler down
@@ -408,13 +448,16 @@ class Scheduler:
         else:
             self._finish(e, *outcome)
 
-    async def _attempt_all(self, e: _Entry, agent: Agent) -> _Outcome | Handoff:
-        task = e.task
+    async def _attempt_all(self, e: _Entry, lane: _Lane) -> _Outcome | Handoff:
+        task, agent = e.task, lane.agent
         e.hops.append(agent.name)
         attempt = 0
         while True:
             attempt += 1
             e.attempts += 1
+            if not e.holds_slot:  # the last attempt ended while it waited on children
+                await self._reacquire(lane)
+                e.holds_slot = True
             now = self.clock.time()
             end = task.deadline
             if end is not None and now >= end:
@@ -422,7 +465,7 @@ class Scheduler:
             if agent.timeout is not None and (end is None or now + agent.timeout < end):
                 end = now + agent.timeout
             try:
-                out = await self._attempt(task, agent, attempt, e.attempts, end)
+                out = await self._attempt(_Attempt(self, e, lane, end), attempt, end)
                 return self._outcome(e, agent, out)
             except TimeoutError as exc:
                 error: Exception = exc
@@ -437,15 +480,22 @@ class Scheduler:
                 return self._failed(e, f"{reason}; no time left before the deadline to retry")
             await self.clock.sleep(delay)
 
-    async def _attempt(
-        self, task: Task, agent: Agent, attempt: int, attempts: int, end: float | None
-    ) -> Any:
+    async def _attempt(self, att: _Attempt, attempt: int, end: float | None) -> Any:
         """One call of `agent.run`, under its deadline, inside an `agent` span when traced."""
+        task, agent = att.entry.task, att.lane.agent
+        try:
+            return await self._call(att, task, agent, attempt, end)
+        finally:
+            att.closed = True
+
+    async def _call(
+        self, att: _Attempt, task: Task, agent: Agent, attempt: int, end: float | None
+    ) -> Any:
         ctx = Context(
             task,
             agent=agent.name,
             attempt=attempt,
-            scheduler=self,
+            scheduler=att,
             sink=self.store,
             clock=self.clock,
             services=self.services,
@@ -456,7 +506,7 @@ class Scheduler:
         if self.store is None:
             async with self.clock.timeout_at(end):
                 return await agent.run(task, ctx)
-        self.store.task_started(task.id, agent.name, attempts)
+        self.store.task_started(task.id, agent.name, att.entry.attempts)
         span = Span("agent", agent.name, task.id, task.run_id, attributes={"attempt": attempt})
         token = enter_span(span)
         try:
@@ -515,6 +565,7 @@ class Scheduler:
                 span.ended_at = span.started_at
                 self.store.record_span(span)
             self._pending += 1
+            e.waiting = True
             self._enqueue(e, self._lanes[target])
 
     def _finish(
@@ -523,6 +574,8 @@ class Scheduler:
         if e.finished:
             return
         e.finished = True
+        if e.waiting:
+            self._unwait(e)
         result = Result(
             task_id=e.task.id,
             status=status,
@@ -545,15 +598,15 @@ class Scheduler:
             parent = self._live.get(e.task.parent)
             if parent is not None and parent.children:
                 parent.children.discard(e.task.id)
-        if not self._live:
+        if not self._live and not self._running:
             self._idle.set()
 
     # ---- delegation (called through Context) --------------------------------------------
 
-    async def delegate(self, parent: Task, child: Task) -> Result:
-        p = self._live.get(parent.id)
-        if p is None:
-            raise SchedulerClosed(f"task {parent.id} is no longer running")
+    async def _delegate(self, att: _Attempt, child: Task) -> Result:
+        p = att.entry
+        if att.closed:
+            raise SchedulerClosed(f"the attempt of task {p.task.id} has ended; it cannot delegate")
         if p.depth + 1 > self.max_depth:
             return Result(
                 task_id=child.id,
@@ -565,17 +618,49 @@ class Scheduler:
         if p.children is None:
             p.children = set()
         p.children.add(child.id)
-        lane = self._lanes[p.hops[-1]]
-        p.holds_slot = False
-        self._release(lane)
+        att.outstanding += 1
+        if p.holds_slot:  # the first outstanding delegation gives the slots back
+            p.holds_slot = False
+            self._release(att.lane)
         try:
             result = await asyncio.shield(handle._future)
         except asyncio.CancelledError:
+            att.outstanding -= 1
             self.cancel(child.id)
-            raise  # no slot to take back: the parent is ending
-        await self._reacquire(lane)
-        p.holds_slot = True
+            # The body's own scope gave up on this child (a timeout around the call) and the body
+            # goes on: it needs its slots. An attempt that is ending takes nothing back.
+            if att.outstanding == 0 and not att.ending():
+                await self._take_back(att)
+            raise
+        att.outstanding -= 1
+        if att.outstanding == 0:
+            await self._take_back(att)
         return result
+
+    async def _take_back(self, att: _Attempt) -> None:
+        """The last outstanding delegation returned: take the attempt's slots again, once."""
+        if att.lock is None:
+            att.lock = asyncio.Lock()
+        interrupted: asyncio.CancelledError | None = None
+        while True:
+            try:
+                async with att.lock:
+                    e = att.entry
+                    if not (e.holds_slot or att.outstanding or att.closed):
+                        await self._reacquire(att.lane)
+                        if att.outstanding or att.closed:  # delegated again, or ended, meanwhile
+                            self._release(att.lane)
+                        else:
+                            e.holds_slot = True
+                break
+            except asyncio.CancelledError as exc:
+                if att.ending():
+                    raise
+                # The body's own scope (a timeout around the call): the body goes on, so it gets
+                # the cancellation once it holds its slots again.
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     # ---- shutting down ------------------------------------------------------------------
 
@@ -603,6 +688,7 @@ class Scheduler:
         for e in list(self._live.values()):
             if e.runner is not None and not e.runner.done():
                 runners.append(e.runner)
+                e.cancelling = True
                 e.runner.cancel()
             else:
                 self._finish(e, TaskStatus.CANCELLED, error="scheduler shut down")
@@ -622,7 +708,12 @@ class Scheduler:
 
     @property
     def stats(self) -> dict[str, int]:
+        """Tasks not finished (`live`), waiting to start, and holding a slot (`running`)."""
         return {"live": len(self._live), "waiting": self._pending, "running": self._running}
+
+    def running_by_agent(self) -> dict[str, int]:
+        """Slots held per agent: bodies running, not counting tasks waiting on children."""
+        return {name: lane.running for name, lane in self._lanes.items()}
 
 
 def _tune_gc() -> None:
