@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from swarm.agents import Agent, AgentRegistry
-from swarm.clock import Clock, SystemClock
-from swarm.context import Context, Span, enter_span, leave_span
+from swarm.clock import Clock, SystemClock, Timer
+from swarm.context import Context, Span, _jsonable, enter_span, leave_span
 from swarm.errors import QueueFull, SchedulerClosed
 from swarm.models import Decision, Handoff, Result, Task, TaskStatus
 from swarm.policies import RetryPolicy
@@ -32,6 +32,15 @@ log = logging.getLogger("swarm.scheduler")
 
 _Outcome = tuple[TaskStatus, Any, str | None]
 """status, output, error: what an attempt came to, before it becomes a Result."""
+
+
+class _LateTimeout(TimeoutError):
+    """The deadline fired, yet the body went on and returned: the task did not finish in time."""
+
+    def __init__(self, output: Any, late_by: float) -> None:
+        super().__init__(f"the agent went on past its deadline and returned {late_by:.2f}s late")
+        self.output = output
+        self.late_by = late_by
 
 
 class RouterLike(Protocol):
@@ -81,7 +90,10 @@ class _Attempt:
     lane: _Lane
     end: float | None  # its deadline on the scheduler's clock
     outstanding: int = 0
-    closed: bool = False
+    closed: bool = False  # the body returned or raised
+    expired: bool = False  # its deadline fired
+    abandoned: bool = False  # still running `cancel_grace` s after that: its task is failed
+    timer: Timer | None = None  # the deadline, then the grace
     lock: asyncio.Lock | None = None  # made on the first delegation: one take-back at a time
 
     async def delegate(self, parent: Task, child: Task) -> Result:
@@ -89,9 +101,7 @@ class _Attempt:
 
     def ending(self) -> bool:
         """Cancelled by the scheduler or past its deadline (not by the body's own scopes)."""
-        if self.closed or self.entry.cancelling:
-            return True
-        return self.end is not None and self.scheduler.clock.time() >= self.end
+        return self.closed or self.expired or self.entry.cancelling
 
 
 @dataclass(eq=False, slots=True)
@@ -136,6 +146,11 @@ class Scheduler:
     `max_concurrency` bounds its own lane. `max_queue` bounds tasks waiting to start: `submit`
     waits for room (backpressure), `submit_nowait` raises `QueueFull`. A task waiting on a child
     (`ctx.delegate`) gives its slots back until the child is done, so delegation cannot deadlock.
+
+    An attempt whose deadline fired is timed out, even if its body catches the cancellation and
+    returns (the late output goes on its span). A body still running `cancel_grace` s after its
+    cancellation is abandoned: its task fails at once; the body keeps its slots until it returns
+    (the limits count bodies that run), counted in `stats["overdue"]` and logged.
     """
 
     def __init__(
@@ -156,6 +171,7 @@ class Scheduler:
         services: dict[str, Any] | None = None,
         run_id: str | None = None,
         tune_gc: bool = True,
+        cancel_grace: float = 5.0,
     ) -> None:
         self.registry = registry
         self.tune_gc = tune_gc
@@ -172,6 +188,8 @@ class Scheduler:
         self.llm = llm
         self.services = services or {}
         self.run_id = run_id
+        self.cancel_grace = cancel_grace
+        self._overdue = 0  # bodies abandoned after ignoring their cancellation, still running
         self._route_inline = getattr(router, "blocking", True) is False
         self._lanes = {a.name: _Lane(a) for a in registry}
         self._live: dict[str, _Entry] = {}
@@ -365,7 +383,7 @@ class Scheduler:
     def _release(self, lane: _Lane) -> None:
         lane.running -= 1
         self._running -= 1
-        if not self._running and not self._live:
+        if not self._live and self._running == self._overdue:
             self._idle.set()
         # Lanes that waited for a global slot go first, so one busy agent cannot hog them all.
         while self._starved and self._running < self.concurrency:
@@ -465,14 +483,18 @@ class Scheduler:
             if agent.timeout is not None and (end is None or now + agent.timeout < end):
                 end = now + agent.timeout
             try:
-                out = await self._attempt(_Attempt(self, e, lane, end), attempt, end)
+                out = await self._attempt(_Attempt(self, e, lane, end), attempt)
                 return self._outcome(e, agent, out)
             except TimeoutError as exc:
                 error: Exception = exc
                 late = task.deadline is not None and self.clock.time() >= task.deadline
                 reason = "deadline exceeded" if late else f"timed out after {agent.timeout:g}s"
+                if isinstance(exc, _LateTimeout):
+                    reason += f" ({exc})"
             except Exception as exc:
                 error, reason = exc, f"{type(exc).__name__}: {exc}"
+            if e.finished:  # abandoned: its task was failed while the body ran on
+                return self._failed(e, reason)
             if not isinstance(error, agent.retry_on) or attempt > agent.retries:
                 return self._failed(e, reason)
             delay = self.retry.delay(attempt)
@@ -480,17 +502,13 @@ class Scheduler:
                 return self._failed(e, f"{reason}; no time left before the deadline to retry")
             await self.clock.sleep(delay)
 
-    async def _attempt(self, att: _Attempt, attempt: int, end: float | None) -> Any:
-        """One call of `agent.run`, under its deadline, inside an `agent` span when traced."""
-        task, agent = att.entry.task, att.lane.agent
-        try:
-            return await self._call(att, task, agent, attempt, end)
-        finally:
-            att.closed = True
+    async def _attempt(self, att: _Attempt, attempt: int) -> Any:
+        """One call of `agent.run`, under its deadline, inside an `agent` span when traced.
 
-    async def _call(
-        self, att: _Attempt, task: Task, agent: Agent, attempt: int, end: float | None
-    ) -> Any:
+        Raises `_LateTimeout` (a TimeoutError) when the deadline fired but the body went on and
+        returned (it caught the cancellation, or blocked the loop past the deadline).
+        """
+        task, agent = att.entry.task, att.lane.agent
         ctx = Context(
             task,
             agent=agent.name,
@@ -504,23 +522,75 @@ class Scheduler:
             bind = getattr(self.llm, "bind", None)
             ctx.llm = bind(ctx) if callable(bind) else self.llm
         if self.store is None:
-            async with self.clock.timeout_at(end):
-                return await agent.run(task, ctx)
+            return await self._body(att, ctx)
         self.store.task_started(task.id, agent.name, att.entry.attempts)
         span = Span("agent", agent.name, task.id, task.run_id, attributes={"attempt": attempt})
         token = enter_span(span)
         try:
-            async with self.clock.timeout_at(end):
-                return await agent.run(task, ctx)
+            return await self._body(att, ctx)
         except BaseException as exc:
             cancelled = isinstance(exc, asyncio.CancelledError)
             span.status = "cancelled" if cancelled else "error"
             span.error = "cancelled" if cancelled else repr(exc)
+            if isinstance(exc, _LateTimeout):
+                span.error = f"TimeoutError: {exc}"
+                span.set(late_by_s=round(exc.late_by, 3), late_output=_jsonable(exc.output))
             raise
         finally:
             leave_span(token)
             span.ended_at = time.time()
             self.store.record_span(span)
+
+    async def _body(self, att: _Attempt, ctx: Context) -> Any:
+        me = asyncio.current_task()
+        assert me is not None
+        if att.end is not None:
+            att.timer = self.clock.call_at(att.end, lambda: self._expire(att, me))
+        try:
+            out = await att.lane.agent.run(ctx.task, ctx)
+        except asyncio.CancelledError:
+            if att.expired and me.uncancel() == 0:  # our cancellation, nobody else's
+                raise TimeoutError from None
+            raise
+        finally:
+            att.closed = True
+            if att.timer is not None:
+                att.timer.cancel()
+            if att.abandoned:
+                self._overdue -= 1
+                if not self._live and self._running == self._overdue:
+                    self._idle.set()
+        if att.expired or (att.end is not None and self.clock.time() >= att.end):
+            if att.expired:
+                me.uncancel()  # the body swallowed it
+            assert att.end is not None
+            raise _LateTimeout(out, self.clock.time() - att.end)
+        return out
+
+    def _expire(self, att: _Attempt, runner: asyncio.Task[Any]) -> None:
+        """The attempt's deadline: cancel the body, and give it `cancel_grace` s to end."""
+        att.expired = True
+        runner.cancel()
+        assert att.end is not None
+        att.timer = self.clock.call_at(att.end + self.cancel_grace, lambda: self._abandon(att))
+
+    def _abandon(self, att: _Attempt) -> None:
+        """A body still running `cancel_grace` s after its cancellation: fail its task now.
+
+        The body keeps its slots until it really returns (the limits count bodies that run),
+        which `stats["overdue"]` and a warning make visible.
+        """
+        if att.closed:
+            return
+        att.abandoned = True
+        self._overdue += 1
+        agent = att.lane.agent
+        error = (
+            f"timed out after {agent.timeout:g}s; the agent ignored its cancellation for "
+            f"{self.cancel_grace:g}s and was abandoned (it keeps its slot until it returns)"
+        )
+        log.warning("task %s: %s", att.entry.task.id, error)
+        self._finish(att.entry, TaskStatus.FAILED, error=error)
 
     def _outcome(self, e: _Entry, agent: Agent, out: Any) -> _Outcome | Handoff:
         if isinstance(out, Handoff):
@@ -598,7 +668,7 @@ class Scheduler:
             parent = self._live.get(e.task.parent)
             if parent is not None and parent.children:
                 parent.children.discard(e.task.id)
-        if not self._live and not self._running:
+        if not self._live and self._running == self._overdue:
             self._idle.set()
 
     # ---- delegation (called through Context) --------------------------------------------
@@ -709,7 +779,12 @@ class Scheduler:
     @property
     def stats(self) -> dict[str, int]:
         """Tasks not finished (`live`), waiting to start, and holding a slot (`running`)."""
-        return {"live": len(self._live), "waiting": self._pending, "running": self._running}
+        return {
+            "live": len(self._live),
+            "waiting": self._pending,
+            "running": self._running,
+            "overdue": self._overdue,
+        }
 
     def running_by_agent(self) -> dict[str, int]:
         """Slots held per agent: bodies running, not counting tasks waiting on children."""
