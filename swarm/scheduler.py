@@ -14,11 +14,13 @@ import itertools
 import json
 import logging
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from swarm.agents import Agent, AgentRegistry
+from swarm.agents import base as agents_base
 from swarm.clock import Clock, SystemClock, Timer
 from swarm.context import Context, Span, _jsonable, enter_span, leave_span
 from swarm.errors import QueueFull, SchedulerClosed
@@ -535,6 +537,8 @@ class Scheduler:
             if isinstance(exc, _LateTimeout):
                 span.error = f"TimeoutError: {exc}"
                 span.set(late_by_s=round(exc.late_by, 3), late_output=_jsonable(exc.output))
+            elif not cancelled and not att.expired:  # raised by the agent: where, exactly
+                span.set(traceback=_format_traceback(exc))
             raise
         finally:
             leave_span(token)
@@ -801,3 +805,15 @@ def _tune_gc() -> None:
     """
     if gc.get_threshold() == (700, 10, 10):
         gc.set_threshold(700, 10, 100)
+
+
+_OWN_FRAMES = {__file__, agents_base.__file__}  # the scheduler, and `@agent`'s wrapper
+
+
+def _format_traceback(exc: BaseException, limit: int = 30) -> str:
+    """The traceback of an exception an agent raised, from the agent's own frames on, its last
+    `limit` frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FRAMES:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb, limit=-limit))
