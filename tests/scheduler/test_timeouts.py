@@ -115,3 +115,28 @@ async def test_a_body_that_never_stops_is_abandoned_after_the_grace(clock: Virtu
     await s.join()
     assert s.stats == {"live": 0, "waiting": 0, "running": 0, "overdue": 0}
     await s.close()
+
+
+async def test_close_waits_a_bounded_time_for_a_body_that_ignores_cancellation() -> None:
+    let_go = asyncio.Event()
+
+    @agent(timeout=None)
+    async def deaf(task, ctx):
+        while not let_go.is_set():
+            try:
+                await asyncio.sleep(0.005)
+            except asyncio.CancelledError:
+                continue
+        return "finally"
+
+    s = make([deaf])
+    h = await s.submit("x")
+    await asyncio.sleep(0.02)
+    start = time.perf_counter()
+    await s.close(drain=False, grace=0.05)
+    assert time.perf_counter() - start < 1
+    r = await h
+    assert r.status is TaskStatus.CANCELLED and r.error == "scheduler shut down"
+    let_go.set()
+    await asyncio.sleep(0.05)  # the body ends on its own; its worker and the group with it
+    assert s.stats == {"live": 0, "waiting": 0, "running": 0, "overdue": 0}
