@@ -240,10 +240,14 @@ class Scheduler:
         except Exception as exc:  # a bug in a policy or sink must not take the scheduler down
             log.exception("scheduler failed while running %s", e.task.id)
             outcome = (TaskStatus.FAILED, None, repr(exc))
-        if isinstance(outcome, Handoff):
-            self._hand_off(e, lane, outcome)
-        else:
-            self.finish(e, *outcome)
+        try:
+            if isinstance(outcome, Handoff):
+                self._hand_off(e, lane, outcome)
+            else:
+                self.finish(e, *outcome)
+        except Exception as exc:  # a worker that raised would end the whole task group
+            log.exception("scheduler failed while finishing %s", e.task.id)
+            self.finish(e, TaskStatus.FAILED, error=repr(exc))
 
     def _hand_off(self, e: Entry, source: Lane, handoff: Handoff) -> None:
         error = handoff_refused(e.hops, handoff, self.slots.lanes, self.hop_limit)
@@ -275,7 +279,10 @@ class Scheduler:
             hops=list(e.hops),
         )
         if self.store is not None:
-            self.store.task_finished(result)
+            try:
+                self.store.task_finished(result)
+            except Exception:  # a store that refuses a value must not leave waiters hanging
+                log.exception("the trace store refused the result of task %s", e.task.id)
         if not e.future.done():
             e.future.set_result(result)
         self.slots.done(e)

@@ -608,3 +608,26 @@ def test_a_router_without_version_or_blocking_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="needs route\\(texts\\), version and blocking"):
         Scheduler(AgentRegistry([echo]), Bare())  # type: ignore[arg-type]
+
+
+class _RefusingStore:
+    """A sink that cannot write one task's result (as a store can refuse a value)."""
+
+    def task_queued(self, task, *, resumed=False): ...
+    def task_started(self, task_id, agent, attempt): ...
+    def record_decision(self, task_id, decision): ...
+    def record_span(self, span): ...
+
+    def task_finished(self, result):
+        if result.output == "poison":
+            raise ValueError("cannot encode")
+
+    async def flush(self): ...
+
+
+async def test_a_store_that_refuses_a_result_does_not_hang_its_waiters() -> None:
+    s = make([echo], default="echo", store=_RefusingStore())
+    bad, good = await asyncio.wait_for(asyncio.gather(s.run("poison"), s.run("fine")), 5)
+    assert bad.ok and bad.output == "poison" and good.ok
+    await s.join()
+    await s.close()
