@@ -161,7 +161,8 @@ class Scheduler:
         return task
 
     async def _room(self) -> None:
-        await self.slots.room(lambda: self._closing)
+        if self.slots.waiting >= self.slots.max_queue:
+            await self.slots.room(lambda: self._closing)
         if self._closing:
             raise SchedulerClosed("the scheduler is shutting down; no new tasks")
 
