@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,7 @@ __all__ = [
     "Decision",
     "Handoff",
     "Result",
+    "RouterLike",
     "Task",
     "TaskStatus",
     "new_id",
@@ -169,3 +170,19 @@ class Handoff:
 
 
 Result.model_rebuild()
+
+
+@runtime_checkable
+class RouterLike(Protocol):
+    """What every caller uses of a router: `swarm.router.Router` is one, `swarm.testing.FakeRouter`
+    another. Here, below the scheduler and the router, so that both can name it."""
+
+    version: str
+    """Names the model that decides; recorded with each run and decision."""
+    blocking: bool
+    """True: `route` does real work (the scheduler calls it in a worker thread); False: it is
+    cheap enough to call on the event loop."""
+
+    def route(self, texts: list[str]) -> list[Decision]:
+        """One decision per text, in order."""
+        ...

@@ -25,7 +25,7 @@ class Swarm:
     """Wires a registry, a router, a trace store and a scheduler together for one run.
 
     - `agents`: agents or agent classes, an `AgentRegistry`, or a module path (`"mypkg.agents"`).
-    - `router`: anything with `route(texts) -> list[Decision]`; default: the serving trained router
+    - `router`: a `RouterLike` (`route`, `version`, `blocking`); default: the serving trained router
       under `storage/models` for exactly these agents.
     - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
@@ -92,7 +92,7 @@ class Swarm:
                 kind=self.run_kind,
                 agents=self._agents_spec or self.run_meta.get("agents"),
                 router=self.run_meta.get("router"),
-                router_version=getattr(self.router, "version", None),
+                router_version=self.router.version,
                 meta=self.run_meta,
             )
             # The run row is durable, and the writer (a process for SQLite files) is up before
@@ -108,6 +108,7 @@ class Swarm:
             run_id=self.run_id,
             **self.options,
         )
+        await self._scheduler.start()
 
     async def close(self, *, drain: bool = True, grace: float = 10.0) -> None:
         """Stop the scheduler, then close the store this swarm opened (or flush the one it was

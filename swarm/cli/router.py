@@ -399,7 +399,8 @@ def eval_(
     texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
     with progress_bars(out, enabled=not as_json) as progress:
         advance = progress("routing", len(texts)) if progress else None
-        report = evaluate(loaded, texts, labels, oos_label=oos_label, progress=advance)
+        oos = oos_label if oos_label is not None else loaded.policy.oos_label
+        report = evaluate(loaded, texts, labels, oos_label=oos, progress=advance)
     if as_json:
         _json_line(report.to_dict())
         return

@@ -147,7 +147,11 @@ class TaskTree:
                     (f" {s['status']}", "red" if s["status"] != "ok" else "grey50"),
                     (f" {_short(s['error'], 60)}" if s.get("error") else "", "red"),
                 )
-                add_spans(branch.add(label), s["id"])
+                item = branch.add(label)
+                tb = (s.get("attributes") or {}).get("traceback")
+                if tb:  # where the agent raised: kept on its failed attempt
+                    item.add(Text(str(tb).rstrip(), style="red"))
+                add_spans(item, s["id"])
 
         add_spans(tree, None)
         if node.get("status") in ("failed", "rejected", "cancelled") and node.get("error"):

@@ -195,7 +195,7 @@ def retrain(
         f"{verdict} on {len(texts)} held-out texts: accuracy "
         f"{old_report.accuracy:.4f} -> {new_report.accuracy:.4f} (console /retrain)"
     )
-    new.manifest["parent"] = getattr(old, "version", None)
+    new.manifest["parent"] = old.version
     new.manifest["promotion"] = GateResult(switched, reason, old_report, new_report, 0.0).to_dict()
     folder = new.save(models_dir, make_current=switched)
     new_report.version = new.version  # saving may rename a version that already exists

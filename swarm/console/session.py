@@ -99,7 +99,7 @@ class ConsoleSession:
             self.console.print(
                 Welcome(
                     len(self.registry),
-                    str(getattr(self.router, "version", "?")),
+                    str(self.router.version),
                     self.session_id,
                     self.history_file,
                 )
@@ -274,7 +274,7 @@ class ConsoleSession:
             self.console.print(DecisionView(last.decision))  # type: ignore[arg-type]
             self.console.print(
                 Text(
-                    f"the {getattr(self.router, 'version', '?')} router has no explanations; "
+                    f"the {self.router.version} router has no explanations; "
                     "start with --router auto for the learned one",
                     style="grey50",
                 )
@@ -335,7 +335,7 @@ class ConsoleSession:
         if not hasattr(self.router, "explain") or not hasattr(self.router, "save"):
             raise UsageProblem(
                 f"/retrain needs the learned router; this session uses "
-                f"{getattr(self.router, 'version', 'another')!r}. Start with --router auto."
+                f"{self.router.version!r}. Start with --router auto."
             )
         from swarm.console.retrain import RetrainCancelled, retrain
         from swarm.router.feedback import gather_feedback

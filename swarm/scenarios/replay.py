@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from swarm.agents import AgentRegistry
+from swarm.context import TOOL_REPLAY_SERVICE
 from swarm.errors import TaskNotFound, ToolError
 from swarm.models import Result, Task
 from swarm.scenarios.format import FixtureCall
@@ -38,8 +39,6 @@ __all__ = [
     "suite_from_run",
 ]
 
-TOOL_REPLAY_SERVICE = "swarm.tool_replay"
-"""The `services` key `Context.tool` looks under for a `ToolReplay`."""
 
 
 # ---- what a run recorded -----------------------------------------------------------------------

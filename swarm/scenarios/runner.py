@@ -358,7 +358,7 @@ class ScenarioRunner:
             return self._suite_failed(out, suite, scenarios, str(exc))
         except Exception as exc:  # an import error or a fixture that raised: that suite only
             return self._suite_failed(out, suite, scenarios, f"{type(exc).__name__}: {exc}")
-        out.router_version = getattr(router, "version", None)
+        out.router_version = router.version
         swarm = Swarm(
             registry,
             router=router,
