@@ -20,10 +20,15 @@ SwarmError
     │   ├── LLMStatusError     the LLM endpoint answered 4xx/5xx (`.status_code`), after retries
     │   ├── ReplayMissing      a replayed run made an LLM request that has no recording
     │   └── ToolError          a tool refused its arguments (a guard) or could not finish
+    │       └── ReplayedError  a recorded failure whose own class could not be rebuilt
     └── StoreError             the trace store could not be written or read
 """
 
 from __future__ import annotations
+
+import json
+import sys
+from typing import Any
 
 __all__ = [
     "AgentDefinitionError",
@@ -37,6 +42,7 @@ __all__ = [
     "LLMStatusError",
     "QueueFull",
     "ReplayMissing",
+    "ReplayedError",
     "Retryable",
     "RoutingRefused",
     "RunError",
@@ -47,6 +53,8 @@ __all__ = [
     "TaskNotFound",
     "ToolError",
     "UserError",
+    "exception_record",
+    "rebuild_exception",
 ]
 
 
@@ -139,5 +147,72 @@ class ToolError(BackendError):
     """A tool refused its arguments or failed; an `LLMAgent` shows the message to the model."""
 
 
+class ReplayedError(ToolError):
+    """A failure served back by a replay whose recorded class could not be rebuilt here;
+    `original` names that class (`module:qualname`), and the message is the recorded one."""
+
+    def __init__(self, message: str, *, original: str = "") -> None:
+        super().__init__(message)
+        self.original = original
+
+
 class StoreError(RunError):
     pass
+
+
+# ---- an exception as data and back, for record and replay ------------------------------------
+
+
+def exception_record(exc: BaseException) -> dict[str, Any]:
+    """What a replay needs to raise `exc` again: `{"type": "module:qualname", "args": [...],
+    "state": {...}, "message": str(exc)}`. `args` and `state` (the instance `__dict__`) keep only
+    JSON values; `exact` is False when anything had to be left out."""
+    cls = type(exc)
+    args = _json_or_none(list(exc.args))
+    own = getattr(exc, "__dict__", {})
+    state = _json_or_none({k: v for k, v in own.items() if not k.startswith("__")})
+    return {
+        "type": f"{cls.__module__}:{cls.__qualname__}",
+        "args": args if args is not None else [str(exc)],
+        "state": state if state is not None else {},
+        "message": str(exc),
+        "exact": args is not None and state is not None,
+    }
+
+
+def rebuild_exception(record: dict[str, Any]) -> BaseException:
+    """The exception `exception_record` described: its own class with the same args and state
+    when that class is already imported and comes back with the same message, else a
+    `ReplayedError` naming it.
+
+    Only modules already in `sys.modules` are looked in: code that catches a class has imported
+    it, and a trace store must never make a replay import code. The rebuild follows pickle's
+    protocol for exceptions (`cls.__new__(cls, *args)`, then the instance dict), without calling
+    `__init__`, so classes whose `__init__` takes other arguments than `args` come back too.
+    """
+    name = str(record.get("type") or "")
+    message = str(record.get("message") or "")
+    module, _, qualname = name.partition(":")
+    cls: Any = sys.modules.get(module)
+    for part in qualname.split(".") if cls is not None and qualname else ["<none>"]:
+        cls = getattr(cls, part, None)
+    if record.get("exact") and isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            exc = cls.__new__(cls, *record.get("args") or [])
+            exc.args = tuple(record.get("args") or [])
+            vars(exc).update(record.get("state") or {})
+            if str(exc) == message:
+                return exc
+        except Exception:  # any class that will not rebuild falls back below
+            pass
+    short = qualname.rsplit(".", 1)[-1] or "Exception"
+    return ReplayedError(f"{short}: {message}" if message else short, original=name)
+
+
+def _json_or_none(value: Any) -> Any:
+    """`value` when it survives a JSON round trip unchanged, else None."""
+    try:
+        back = json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return None
+    return value if back == value else None
