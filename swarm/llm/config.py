@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from swarm.errors import ConfigError
-from swarm.llm.redaction import is_credential_name, redact_url, url_secrets
+from swarm.llm.redaction import MASK, is_credential_name, redact_url, url_secrets
 
 __all__ = ["EndpointConfig", "SecretURL", "redact_url"]
 
@@ -71,6 +71,19 @@ class EndpointConfig(BaseModel):
     """Requests in flight to this endpoint at once; more wait for a slot."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     """Sent with every request; values are secrets (an `api-key` or `Authorization` header)."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _without_inputs(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> EndpointConfig:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise _without_inputs(exc) from None
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -169,3 +182,17 @@ class EndpointConfig(BaseModel):
             data["api_key"] = key
         return cls.from_mapping(data, source=f"environment ({prefix}*)")
 
+
+def _without_inputs(exc: ValidationError) -> ValidationError:
+    """`exc` with every input value replaced by `***`: `hide_input_in_errors` keeps them out of
+    the message, and this keeps them out of `errors()` too (a web framework may echo those)."""
+    details: list[Any] = [
+        {
+            "type": err["type"],
+            "loc": err["loc"],
+            "input": MASK,
+            **({"ctx": err["ctx"]} if "ctx" in err else {}),
+        }
+        for err in exc.errors(include_url=False)
+    ]
+    return ValidationError.from_exception_data(exc.title, details, hide_input=True)
