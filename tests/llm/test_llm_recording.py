@@ -13,7 +13,7 @@ from llm_fakes import FakeOpenAI, ListSink, chunk, completion
 
 from swarm import Swarm, Task, agent
 from swarm.context import Context
-from swarm.errors import BackendError, ReplayMissing
+from swarm.errors import BackendError, LLMStatusError, ReplayMissing
 from swarm.llm import (
     LLM,
     ChatRequest,
@@ -270,3 +270,65 @@ async def test_the_recorded_response_is_not_the_callers_object(
     reply.raw["choices"][0]["message"]["content"] = "changed by the caller"
     recorded = sink.of("llm")[0].attributes["response"]
     assert recorded["choices"][0]["message"]["content"] == "kept"
+
+
+# -- errors and cut streams replay as they happened -------------------------------------------
+
+
+def store_rows(sink: ListSink) -> list[dict[str, Any]]:
+    """The spans as the trace store gives them back: plain dicts, JSON round-tripped."""
+    return [
+        {"kind": s.kind, "status": s.status, "attributes": json.loads(json.dumps(s.attributes))}
+        for s in sink.spans
+    ]
+
+
+async def test_a_failed_call_replays_as_the_same_error_then_the_answer(
+    sink: ListSink, make_ctx: Callable[..., Context]
+) -> None:
+    busy = LLMStatusError("endpoint busy (HTTP 503)", status_code=503, body="later")
+    live = LLM(ScriptedLLM([busy, "fine now"])).bind(make_ctx())
+    with pytest.raises(LLMStatusError):
+        await live.chat(["q"])
+    assert (await live.chat(["q"])).content == "fine now"
+    replay = LLM(ReplayBackend.from_spans(store_rows(sink)), model="scripted")
+    with pytest.raises(LLMStatusError) as caught:
+        await replay.chat(["q"])
+    assert str(caught.value) == "endpoint busy (HTTP 503)"
+    assert (caught.value.status_code, caught.value.body) == (503, "later")
+    assert (await replay.chat(["q"])).content == "fine now"
+
+
+async def test_a_cut_stream_replays_its_chunks_then_its_error(
+    server: FakeOpenAI, sink: ListSink, make_ctx: Callable[..., Context]
+) -> None:
+    server.sse([chunk("half ", role="assistant"), chunk("an answer")], cut=True)
+    async with LLM(HTTPBackend(EndpointConfig(base_url=server.url, model="m"))) as llm:
+        seen: list[str] = []
+        with pytest.raises(BackendError) as live_error:
+            async with llm.bind(make_ctx()).stream(["q"]) as stream:
+                async for piece in stream:
+                    seen.append(piece.delta)
+    assert seen == ["half ", "an answer"]
+    replay = LLM(ReplayBackend.from_spans(store_rows(sink)), model="m")
+    again: list[str] = []
+    with pytest.raises(BackendError) as replay_error:
+        async with replay.stream(["q"]) as stream:
+            async for piece in stream:
+                again.append(piece.delta)
+    assert again == seen
+    assert type(replay_error.value) is type(live_error.value)
+    assert str(replay_error.value) == str(live_error.value)
+
+
+async def test_a_recording_backend_replays_errors_in_order() -> None:
+    recorder = RecordingBackend(ScriptedLLM([ReplayMissing("gone", request_hash="h"), "ok"]))
+    llm = LLM(recorder)
+    with pytest.raises(ReplayMissing):
+        await llm.chat(["q"])
+    await llm.chat(["q"])
+    replay = LLM(recorder.replay())
+    with pytest.raises(ReplayMissing) as caught:
+        await replay.chat(["q"])
+    assert caught.value.request_hash == "h"
+    assert (await replay.chat(["q"])).content == "ok"

@@ -31,6 +31,7 @@ from swarm.scenarios import (
 )
 from swarm.scenarios.views import DiffView
 from swarm.testing import FakeRouter
+from swarm.testing.llm import ScriptedLLM
 from swarm.trace import TraceStore
 
 SUITE = """
@@ -252,3 +253,29 @@ def test_an_exception_with_non_json_arguments_is_recorded_as_inexact() -> None:
     record = exception_record(ValueError(object()))
     assert record["exact"] is False and record["type"] == "builtins:ValueError"
     assert type(rebuild_exception(record)) is ReplayedError
+
+
+@agent(examples=["ask the model"])
+async def patient(task: Task, ctx: Context) -> dict[str, object]:
+    """Asks the model; a busy endpoint is answered, not raised."""
+    try:
+        return {"answer": (await ctx.llm.chat([task.text])).content}
+    except LLMStatusError as exc:
+        return {"busy": exc.status_code}
+
+
+async def test_an_llm_error_the_agent_catches_is_replayed_as_the_same_class(
+    store: TraceStore,
+) -> None:
+    busy = LLMStatusError("busy", status_code=503, body="")
+    llm = ScriptedLLM([busy, "forty-two"])
+    async with Swarm([patient], router=FakeRouter(default="patient"), db=store, llm=llm) as s:
+        # One session: the replay runs its tasks in order, so the recorded order holds.
+        first = [(await s.run("ask the model", session="s1")).output for _ in range(2)]
+        run_id = s.run_id
+    assert first == [{"busy": 503}, {"answer": "forty-two"}] and run_id is not None
+    outcome = await replay_run(
+        store, run_id, agents=AgentRegistry([patient]), router=FakeRouter(default="patient")
+    )
+    assert outcome.diff.changes == [] and outcome.diff.compared == 2
+    assert [r.output for r in outcome.records] == first
