@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarm.errors import ReplayMissing, exception_record, rebuild_exception
+from swarm.errors import ReplayMissing
+from swarm.failure import exception_record, rebuild_exception
 from swarm.llm.backend import Backend, assemble_stream, canonical_json, chunks_from_response
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -47,7 +48,7 @@ class _Tape:
 class ReplayBackend(Backend):
     """Answers each request with what was recorded for its `request_hash`, as the agent saw it
     the first time: the same response, the same chunks, the same error (its own class, see
-    `swarm.errors.rebuild_exception`), in the order the calls were made.
+    `swarm.failure.rebuild_exception`), in the order the calls were made.
 
     `recordings` maps a hash to a recorded response body, or to a list of them when the same
     request was made several times (served in order; the last repeats). `streams` maps a hash

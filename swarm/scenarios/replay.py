@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from swarm.agents import AgentRegistry
-from swarm.errors import ReplayedError, TaskNotFound, ToolError, rebuild_exception
+from swarm.errors import ReplayedError, TaskNotFound, ToolError
+from swarm.failure import rebuild_exception
 from swarm.models import Result, Task
 from swarm.scenarios.format import FixtureCall
 from swarm.scenarios.runner import AgentPack, RouterFactory, default_router_factory
@@ -159,7 +160,7 @@ class ToolReplay:
     by name and arguments alone. A call with no recording raises `ToolError`, so a replay stays
     offline, unless `live=True`, which calls the tool. `served` and `live_calls` count both.
     A recorded failure is raised again as its own class with its own arguments (see
-    `swarm.errors.rebuild_exception`), so the agent takes the branch it took the first time.
+    `swarm.failure.rebuild_exception`), so the agent takes the branch it took the first time.
     """
 
     def __init__(

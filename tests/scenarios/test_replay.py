@@ -12,13 +12,8 @@ from rich.console import Console
 
 from swarm import Context, Swarm, Task, agent
 from swarm.agents import AgentRegistry
-from swarm.errors import (
-    LLMStatusError,
-    ReplayedError,
-    ToolError,
-    exception_record,
-    rebuild_exception,
-)
+from swarm.errors import LLMStatusError, ReplayedError, ToolError
+from swarm.failure import exception_record, rebuild_exception
 from swarm.scenarios import (
     TOOL_REPLAY_SERVICE,
     ScenarioRunner,
