@@ -48,7 +48,7 @@ def is_credential_name(name: str) -> bool:
 def _usable(secrets: Iterable[str]) -> tuple[str, ...]:
     # Longest first, so "user:pass" goes before "pass" and nothing is left half-replaced.
     kept = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET}
-    return tuple(sorted(kept, key=len, reverse=True))
+    return tuple(sorted(kept, key=lambda s: (-len(s), s)))
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:

@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from llm_fakes import FakeOpenAI, chunk, completion
 from pydantic import ValidationError
 
@@ -233,3 +235,30 @@ def test_the_stream_redactor_catches_a_secret_cut_anywhere() -> None:
         out = "".join(redactor.feed(0, text[i : i + size]) for i in range(0, len(text), size))
         out += redactor.flush(0)
         assert out == redact_text(text, [KEY]) == "a *** b ****** c", size
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secrets=st.lists(st.text("abk-1", min_size=4, max_size=9), min_size=1, max_size=3),
+    pieces=st.lists(st.sampled_from(["a", "b", "k", "-", "1", " ", "0", "ab", "k-1"]), max_size=40),
+    cuts=st.lists(st.integers(0, 200), max_size=12),
+    data=st.data(),
+)
+def test_no_secret_survives_any_split_of_any_text(
+    secrets: list[str], pieces: list[str], cuts: list[int], data: st.DataObject
+) -> None:
+    # Text made of the secrets' own letters and copies of the secrets, cut anywhere.
+    extra = data.draw(st.lists(st.sampled_from(secrets), max_size=4))
+    text = "".join(pieces[: len(pieces) // 2] + extra + pieces[len(pieces) // 2 :])
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    redactor = StreamRedactor(secrets)
+    out = "".join(redactor.feed(0, text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+    out += redactor.flush(0)
+    for secret in secrets:
+        assert secret not in out
+    if not any(s != t and (s in t or _overlap(s, t)) for s in secrets for t in secrets):
+        assert out == redact_text(text, secrets)
+
+
+def _overlap(a: str, b: str) -> bool:
+    return any(a.endswith(b[:n]) for n in range(1, min(len(a), len(b))))
