@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from swarm.failure import exception_record
 from swarm.models import Result, Task, new_id
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class Context:
         except BaseException as exc:
             span.status = "cancelled" if _is_cancel(exc) else "error"
             span.error = f"{type(exc).__name__}: {exc}"
+            if span.status == "error":  # so a replay raises the same class (swarm.failure)
+                span.attributes["exception"] = exception_record(exc)
             raise
         finally:
             _current_span.reset(token)

@@ -61,7 +61,7 @@ class Swarm:
         self._db = db
         self.store: TraceStore | None = None
         self._owns_store = False
-        self.llm = llm
+        self.llm = _llm_client(llm)
         self.services = services or {}
         self.clock = clock
         self.run_kind = run_kind
@@ -179,3 +179,13 @@ class Swarm:
         from swarm.router import load_serving_router  # lazy: torch and the encoder are heavy
 
         return load_serving_router(self.models_dir, registry=self.registry)
+
+
+def _llm_client(llm: Any) -> Any:
+    """A bare LLM backend (`Swarm(llm=ScriptedLLM([...]))`) wrapped in the `LLM` client, whose
+    `bind` gives each task a recording view. Imported only when a swarm is given an LLM."""
+    if llm is None:
+        return None
+    from swarm.llm import LLM, LLMBackend
+
+    return LLM(llm) if isinstance(llm, LLMBackend) and not isinstance(llm, LLM) else llm

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from swarm.agents.base import Agent
 from swarm.errors import AgentError, ToolError
+from swarm.llm.client import LLM
 from swarm.llm.types import ChatResponse, Message, ToolCall
 from swarm.tools.base import Tool, render
 
@@ -112,8 +113,9 @@ class LLMAgent(Agent):
 
     def _llm(self, ctx: Context) -> Any:
         if self.llm is not None:
-            bind = getattr(self.llm, "bind", None)
-            return bind(ctx) if callable(bind) else self.llm
+            # The agent's own client (or a bare backend, wrapped), recording into this task.
+            own = self.llm if isinstance(self.llm, LLM) else LLM(self.llm)
+            return own.bind(ctx)
         if ctx.llm is None:
             raise AgentError(
                 f"LLM agent {self.name!r} has no LLM: give the swarm one (Swarm(llm=LLM(...))) "
