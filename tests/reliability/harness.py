@@ -178,9 +178,9 @@ def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], *, limit_s: float) -
 def kill_and_resume(
     workdir: Path, *, requests: int, kill_at_s: float, seed: int, timeout_s: float = 180.0
 ) -> dict[str, Any]:
-    """Start a real `swarm run` of the bank on a real SQLite trace store, SIGKILL it
-    `kill_at_s` seconds after its first task reached the store, run `swarm resume`, and report: tasks left unfinished (lost), top-ups
-    applied twice, and `PRAGMA integrity_check` of both databases."""
+    """Start a real `swarm run` of the bank on a real SQLite trace store, SIGKILL it `kill_at_s`
+    seconds after its first task reached the store, run `swarm resume`, and report: tasks left
+    unfinished (lost), top-ups applied twice, and `PRAGMA integrity_check` of both databases."""
     workdir.mkdir(parents=True, exist_ok=True)
     db, bank_db = workdir / "swarm.db", workdir / "bank.db"
     reqs = bank_requests(requests, seed)
