@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from swarm import Swarm
-from swarm.agents import AgentRegistry, ops
-from swarm.agents.ops.logs import triage, write_sample_log
+from swarm.agents import AgentRegistry
 from swarm.testing import KeywordRouter
+from swarm_examples import ops
+from swarm_examples.ops.logs import triage, write_sample_log
 
 
 @pytest.mark.parametrize("at", ["2024-05-01T10:15:00", "2024-05-01T11:05:00"])
@@ -35,7 +36,7 @@ def test_triage_finds_no_burst_in_a_quiet_log(tmp_path: Path) -> None:
 @pytest.fixture
 async def desk(tmp_path: Path) -> Any:
     reg = AgentRegistry()
-    reg.load_module("swarm.agents.ops")
+    reg.load_module("swarm_examples.ops")
     services = ops.ops_sandbox({}, script_timeout=1.0)
     async with Swarm(reg, router=KeywordRouter(reg), db=None, services=services) as s:
         yield s

@@ -9,9 +9,9 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from swarm.agents.bank.db import DEFAULT_BANK_URL, Bank, BankRefusal
 from swarm.errors import Retryable
 from swarm.tools.base import Tool
+from swarm_examples.bank.db import DEFAULT_BANK_URL, Bank, BankRefusal
 
 if TYPE_CHECKING:
     from swarm.context import Context

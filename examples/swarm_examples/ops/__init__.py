@@ -1,5 +1,5 @@
 """The engineering-operations desk: log triage, a guarded script runner and a runbook writer (the
-LLM when the swarm has one, a template otherwise). Usable alone: `--agents swarm.agents.ops`.
+LLM when the swarm has one, a template otherwise). Usable alone: `--agents swarm_examples.ops`.
 """
 
 from __future__ import annotations
@@ -10,24 +10,21 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarm.agents.base import Agent
-from swarm.agents.ops.logs import triage, write_sample_log
+from swarm.agents import Agent, Pack
 from swarm.errors import ToolError
 from swarm.models import Task
 from swarm.tools import FileTool, ScriptTool
+from swarm_examples.ops.logs import triage, write_sample_log
 
 if TYPE_CHECKING:
     from swarm.context import Context
 
 __all__ = [
-    "AGENTS",
     "ENGINEERING_DESK",
-    "FIXTURES",
+    "PACK",
     "LogTriage",
-    "OUT_OF_SCOPE",
     "Runbook",
     "SCRIPTS_DIR",
-    "STATE",
     "ScriptRunner",
     "allowed_scripts",
     "ops_root",
@@ -286,14 +283,6 @@ def _template(text: str) -> tuple[str, list[str]]:
 
 
 ENGINEERING_DESK: list[Agent] = [LogTriage(), ScriptRunner(), Runbook()]
-AGENTS = ENGINEERING_DESK
-
-OUT_OF_SCOPE = [
-    "what is the capital of France",
-    "tell me a joke",
-    "write me a poem about the sea",
-    "fix my home wifi router",
-]
 
 
 def ops_sandbox(services: dict[str, Any], script_timeout: float = 2.0) -> dict[str, Any]:
@@ -312,5 +301,16 @@ def teardown(services: dict[str, Any]) -> None:
         shutil.rmtree(owned, ignore_errors=True)
 
 
-FIXTURES = {"ops_sandbox": ops_sandbox}
-STATE: dict[str, Any] = {}
+PACK = Pack(
+    name="ops",
+    agents=ENGINEERING_DESK,
+    description="The engineering-operations desk: log triage, a guarded script runner, runbooks.",
+    out_of_scope=[
+        "what is the capital of France",
+        "tell me a joke",
+        "write me a poem about the sea",
+        "fix my home wifi router",
+    ],
+    fixtures={"ops_sandbox": ops_sandbox},
+    teardown=teardown,
+)

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-import swarm.agents.bank as bank_pack
+import swarm_examples.bank as bank_pack
 from swarm import Swarm
 from swarm.agents import AgentRegistry
-from swarm.agents.bank.db import Bank, BankRefusal
-from swarm.agents.bank.intents import AGENT_INTENTS, INTENT_TO_AGENT, banking77_rows
 from swarm.models import Task
 from swarm.testing import KeywordRouter, VirtualClock
+from swarm_examples.bank.db import Bank, BankRefusal
+from swarm_examples.bank.intents import AGENT_INTENTS, INTENT_TO_AGENT, banking77_rows
 
 
 def registry() -> AgentRegistry:
     r = AgentRegistry()
-    r.load_module("swarm.agents.bank")
+    r.load_module("swarm_examples.bank")
     return r
 
 
@@ -30,23 +30,34 @@ def make_swarm(bank: Bank, **kw: object) -> Swarm:
 
 def test_every_banking77_intent_has_one_agent() -> None:
     categories = json.loads(
-        (Path(bank_pack.__file__).parents[2] / "data/banking77/categories.json").read_text()
+        (Path(bank_pack.__file__).parent / "banking77/categories.json").read_text()
     )
     assert sorted(INTENT_TO_AGENT) == sorted(categories)
     assert sum(len(v) for v in AGENT_INTENTS.values()) == 77
-    assert set(AGENT_INTENTS) <= {a.name for a in bank_pack.AGENTS}
+    assert set(AGENT_INTENTS) <= {a.name for a in bank_pack.BANK_AGENTS}
 
 
 def test_training_data_maps_train_rows_and_keeps_test_rows_out() -> None:
-    rows = bank_pack.training_data()
-    labels = {label for _, label in rows}
-    assert labels == {a.name for a in bank_pack.AGENTS} | {"oos"}
-    assert sum(label == "oos" for _, label in rows) >= 60
-    assert len(rows) > 10_000
+    rows = bank_pack.PACK.training_rows()
+    assert {label for _, label in rows} == set(AGENT_INTENTS)
+    assert len(rows) == len(banking77_rows("train")) > 10_000
     test_texts = {t for t, _ in banking77_rows("test")}
     train_texts = {t for t, _ in banking77_rows("train")}
     leaked = {t for t, _ in rows if t in test_texts and t not in train_texts}
     assert not leaked
+
+
+def test_the_pack_is_what_a_registry_and_a_suite_see() -> None:
+    reg = registry()
+    (pack,) = reg.packs
+    assert pack.name == "bank" and pack.module == "swarm_examples.bank"  # what --agents takes
+    assert reg.out_of_scope == list(bank_pack.PACK.out_of_scope)
+    assert len(reg.out_of_scope) >= 60
+    assert not set(reg.out_of_scope) & {t for t, _ in bank_pack.PACK.training_rows()}
+    assert {"sandbox", "ops_sandbox"} <= set(bank_pack.PACK.fixtures)
+    assert bank_pack.PACK.suites is not None
+    suites = {p.name for p in bank_pack.PACK.suites.glob("*.yaml")}
+    assert {"bank_actions.yaml", "bank_routing.yaml", "ops_desk.yaml"} <= suites
 
 
 def test_block_twice_in_one_task_blocks_once(bank: Bank) -> None:

@@ -1,5 +1,5 @@
 """Which customer-desk agent answers each of BANKING77's 77 intents, as data, and the rows of the
-dataset (swarm/data/banking77, CC-BY-4.0, PolyAI) relabelled with those agents' names.
+dataset (banking77/ beside this file, CC-BY-4.0, PolyAI) relabelled with those agents' names.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 __all__ = ["AGENT_INTENTS", "BANKING77_DIR", "INTENT_TO_AGENT", "banking77_rows"]
 
-BANKING77_DIR = Path(__file__).resolve().parents[2] / "data" / "banking77"
+BANKING77_DIR = Path(__file__).resolve().parent / "banking77"
 
 AGENT_INTENTS: dict[str, list[str]] = {
     "cards": [

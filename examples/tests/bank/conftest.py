@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm.agents.bank.db import Bank
+from swarm_examples.bank.db import Bank
 
 
 @pytest.fixture

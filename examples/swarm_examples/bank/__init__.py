@@ -1,44 +1,40 @@
 """The bank: ten customer-operations agents and the three-agent engineering desk in one swarm, on a
 sandbox core-banking database; its router learns from BANKING77's real customer requests.
 
-    swarm console --agents swarm.agents.bank
-    swarm run "I lost my card ending 4821" --agents swarm.agents.bank
+    swarm demo bank
+    swarm console --agents swarm_examples.bank
+    swarm run "I lost my card ending 4821" --agents swarm_examples.bank
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from swarm.agents import ops
-from swarm.agents.bank.agents import CUSTOMER_DESK
-from swarm.agents.bank.db import Bank, BankRefusal
-from swarm.agents.bank.intents import AGENT_INTENTS, INTENT_TO_AGENT, banking77_rows
-from swarm.agents.bank.tools import BANK_SERVICE
-from swarm.agents.base import Agent
+from swarm.agents import Agent, Pack
+from swarm_examples import ops
+from swarm_examples.bank.agents import CUSTOMER_DESK
+from swarm_examples.bank.db import DEFAULT_BANK_URL, Bank, BankRefusal
+from swarm_examples.bank.intents import AGENT_INTENTS, INTENT_TO_AGENT, banking77_rows
+from swarm_examples.bank.tools import BANK_SERVICE
 
 __all__ = [
-    "AGENTS",
     "AGENT_INTENTS",
-    "DEMO_REQUESTS",
-    "FIXTURES",
+    "BANK_AGENTS",
     "INTENT_TO_AGENT",
-    "OUT_OF_SCOPE",
-    "STATE",
+    "PACK",
     "Bank",
     "BankRefusal",
-    "router_for",
-    "setup",
-    "teardown",
     "training_data",
 ]
 
-AGENTS: list[Agent] = [*CUSTOMER_DESK, *ops.ENGINEERING_DESK]
+BANK_AGENTS: list[Agent] = [*CUSTOMER_DESK, *ops.ENGINEERING_DESK]
 """One swarm, one router: engineering requests reach the ops agents; customer requests the desk."""
 
-OUT_OF_SCOPE = [
+OUT_OF_SCOPE_REQUESTS = [
     # small talk and general knowledge
     "hello, how are you today",
     "tell me a joke",
@@ -107,16 +103,6 @@ OUT_OF_SCOPE = [
 ]
 """Requests neither desk should take: small talk, other firms' products, personal tech help."""
 
-DEMO_REQUESTS = [
-    "I still have not received my new card",
-    "I lost my card ending 4821, please block it and send me a new one",
-    "I don't recognise the payment T1002 at ElectroMart",
-    "what is the exchange rate from pounds to euros",
-    "top up 50 pounds",
-    "triage core-banking.log",
-    "what is the mortgage rate at Barclays",
-]
-
 
 def sandbox(services: dict[str, Any], url: str | None = None) -> dict[str, Any]:
     """A freshly seeded sandbox bank for one suite (a temp SQLite file unless `url` is given)."""
@@ -126,10 +112,6 @@ def sandbox(services: dict[str, Any], url: str | None = None) -> dict[str, Any]:
         url = f"sqlite:///{Path(owned) / 'sandbox.db'}"
     bank = Bank.create(url, reset=True)
     return {BANK_SERVICE: bank, "bank_owned_dir": owned}
-
-
-def setup(services: dict[str, Any]) -> None:
-    """Nothing to do before the fixtures: the `sandbox` fixture opens the bank a suite uses."""
 
 
 def teardown(services: dict[str, Any]) -> None:
@@ -191,35 +173,36 @@ def transaction_status(services: dict[str, Any], transaction: str) -> str:
     return "missing"
 
 
-FIXTURES = {"sandbox": sandbox, "ops_sandbox": ops.ops_sandbox}
-STATE = {
-    "balance": balance,
-    "card_status": card_status,
-    "cards": cards,
-    "count": count,
-    "disputes": disputes,
-    "transaction_status": transaction_status,
-}
-
-
 def training_data() -> list[tuple[str, str]]:
-    """The bank router's training rows: BANKING77's 10,003 training texts relabelled with the
-    agent that answers their intent, every agent's examples and description, and OUT_OF_SCOPE
-    labelled `oos`. BANKING77's test rows are kept out: they measure the router."""
-    rows = [(text, INTENT_TO_AGENT[intent]) for text, intent in banking77_rows("train")]
-    for a in AGENTS:
-        rows += [(e, a.name) for e in a.examples]
-        if a.description:
-            rows.append((a.description, a.name))
-    rows += [(t, "oos") for t in OUT_OF_SCOPE]
-    return rows
+    """BANKING77's 10,003 training texts, each labelled with the agent that answers its intent.
+    The router adds every agent's examples and description and the out-of-scope requests.
+    BANKING77's test rows are kept out: they measure the router."""
+    return [(text, INTENT_TO_AGENT[intent]) for text, intent in banking77_rows("train")]
 
 
-def router_for(
-    registry: Any, models_dir: str | Path = "storage/models", *, console: Any = None
-) -> Any:
-    """The learned bank router, kept in `models_dir/bank` (its own CURRENT, so it never replaces
-    another pack's router), trained from `training_data()` when missing or out of date."""
-    from swarm.agents.bank.training import ensure_bank_router
+def seed_demo_sandbox() -> str:
+    """A freshly seeded shared sandbox ($SWARM_BANK_DB): what `swarm console` on the bank uses."""
+    url = os.environ.get("SWARM_BANK_DB", DEFAULT_BANK_URL)
+    Bank.create(url, reset=True).close()
+    return f"sandbox bank seeded at {url} (3 customers, 4 accounts, 5 cards)"
 
-    return ensure_bank_router(Path(models_dir) / "bank", registry, console=console)
+
+PACK = Pack(
+    name="bank",
+    agents=BANK_AGENTS,
+    description="A bank's customer desk and engineering desk on a sandbox core-banking database.",
+    training_data=training_data,
+    out_of_scope=OUT_OF_SCOPE_REQUESTS,
+    fixtures={"sandbox": sandbox, "ops_sandbox": ops.ops_sandbox},
+    state={
+        "balance": balance,
+        "card_status": card_status,
+        "cards": cards,
+        "count": count,
+        "disputes": disputes,
+        "transaction_status": transaction_status,
+    },
+    teardown=teardown,
+    demo_setup=seed_demo_sandbox,
+    suites=Path(__file__).resolve().parent / "suites",
+)

@@ -8,10 +8,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from swarm.agents.bank.db import BankRefusal
-from swarm.agents.bank.tools import BankTools
 from swarm.agents.base import Agent
 from swarm.models import Handoff, Task
+from swarm_examples.bank.db import BankRefusal
+from swarm_examples.bank.tools import BankTools
 
 if TYPE_CHECKING:
     from swarm.context import Context

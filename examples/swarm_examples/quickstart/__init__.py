@@ -1,13 +1,15 @@
-"""A small shop's help desk: four agents, one delegation, one handoff. `swarm demo` runs it.
+"""A small shop's help desk: four agents, one delegation, one handoff. `swarm demo quickstart`
+runs it; `suites/helpdesk.yaml` is its acceptance suite.
 
-Run your own requests against it:  swarm run "where is my parcel" --agents swarm.examples.quickstart
+Run your own requests against it:  swarm run "where is my parcel" --agents swarm_examples.quickstart
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from swarm import Agent, Handoff, Task, agent
+from swarm import Agent, Handoff, Pack, Task, agent
 from swarm.context import Context
 
 ORDERS = {"A100": "shipped on Monday, arriving Thursday", "A200": "being packed"}
@@ -141,3 +143,13 @@ DEMO_REQUESTS = [
 
 DEMO_TRACE = "I want a refund for my order"
 """The request whose trace the demo draws: billing delegates to orders."""
+
+PACK = Pack(
+    name="quickstart",
+    agents=AGENTS,
+    description="A small shop's help desk: orders, billing, accounts and tech support.",
+    out_of_scope=OUT_OF_SCOPE,
+    demo_requests=DEMO_REQUESTS,
+    demo_trace=DEMO_TRACE,
+    suites=Path(__file__).resolve().parent / "suites",
+)

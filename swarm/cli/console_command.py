@@ -1,12 +1,13 @@
 """`swarm console`: the click command of an interactive session (see `swarm.console.session`).
 
 Parses options, loads agents, router and trace store, and hands them to `ConsoleSession`.
+Without `--agents` it opens the installed quickstart demo (entry points `swarm.demos`).
+`python -m swarm.cli.console_command` runs it outside the `swarm` group.
 """
 
 from __future__ import annotations
 
 import os
-from importlib import import_module
 
 import click
 
@@ -22,7 +23,8 @@ from swarm.cli.common import (
 
 __all__ = ["console_command"]
 
-DEFAULT_AGENTS = "swarm.examples.quickstart"
+DEFAULT_DEMO = "quickstart"
+"""The installed demo the console opens without `--agents` (else the one `swarm demo` runs)."""
 DEFAULT_HISTORY = "storage/console_history"
 
 
@@ -30,9 +32,8 @@ DEFAULT_HISTORY = "storage/console_history"
 @click.option(
     "--agents",
     "agents_spec",
-    default=DEFAULT_AGENTS,
-    show_default=True,
-    help="Module that defines the agents (default: the example help desk `swarm demo` runs).",
+    default=None,
+    help="Module that defines the agents (default: the installed quickstart demo's help desk).",
 )
 @ROUTER_OPTION
 @MODELS_OPTION
@@ -46,7 +47,7 @@ DEFAULT_HISTORY = "storage/console_history"
 )
 @click.option("--session", "session_id", default=None, help="Session id (default: a new one).")
 def console_command(
-    agents_spec: str,
+    agents_spec: str | None,
     router_spec: str,
     models_dir: str,
     db: str,
@@ -61,8 +62,8 @@ def console_command(
 
     out = make_console()
     importable_cwd()
+    agents_spec = agents_spec or default_agents()
     registry = registry_for(agents_spec)
-    out_of_scope = list(getattr(import_module(agents_spec.partition(":")[0]), "OUT_OF_SCOPE", []))
     with out.status("loading the router…"):
         router = load_router(router_spec, registry, models_dir, out)
     store = ObservedStore(db)
@@ -76,8 +77,24 @@ def console_command(
             router_spec=router_spec,
             models_dir=models_dir,
             history_file=history_file or None,
-            out_of_scope=out_of_scope,
+            out_of_scope=registry.out_of_scope,
             session_id=session_id,
         ).run()
     finally:
         store.close()
+
+
+def default_agents() -> str:
+    """The module of the installed `DEFAULT_DEMO`, else of the demo `swarm demo` runs. Raises
+    ConfigError saying how to install one when no demo is installed."""
+    from swarm.agents import installed_demos, load_demo
+    from swarm.cli.demo import default_demo
+
+    name = DEFAULT_DEMO if DEFAULT_DEMO in installed_demos() else default_demo()
+    return load_demo(name).module
+
+
+if __name__ == "__main__":
+    from swarm.cli.router import run_standalone
+
+    run_standalone(console_command, None, "python -m swarm.cli.console_command")
