@@ -26,6 +26,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
 from swarm.agents import AgentRegistry  # noqa: E402
+from swarm.paths import DEFAULT_MODELS_DIR  # noqa: E402
 from swarm.router import TrainingData, ensure_router  # noqa: E402
 from swarm_examples.bank import PACK  # noqa: E402
 from swarm_examples.bank.intents import INTENT_TO_AGENT, banking77_rows  # noqa: E402
@@ -33,7 +34,9 @@ from swarm_examples.bank.intents import INTENT_TO_AGENT, banking77_rows  # noqa:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", default="storage/models/bank", help="bank router folder")
+    parser.add_argument(
+        "--models", default=f"{DEFAULT_MODELS_DIR}/{PACK.name}", help="bank router folder"
+    )
     args = parser.parse_args()
     from rich.console import Console
 
