@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -102,9 +102,8 @@ class Pack:
             return []
         rows: list[tuple[str, str]] = []
         for i, row in enumerate(self.training_data()):
-            if not (isinstance(row, tuple | list) and len(row) == 2 and all(
-                isinstance(v, str) for v in row
-            )):
+            pair = isinstance(row, tuple | list) and len(row) == 2
+            if not pair or not all(isinstance(v, str) for v in row):
                 raise ConfigError(
                     f"pack {self.name!r}: training_data() row {i} is {row!r}, "
                     "expected (text, label) strings"
@@ -147,7 +146,7 @@ def pack_from(obj: Any, where: str) -> Pack:
     if isinstance(obj, ModuleType) and isinstance(getattr(obj, PACK_ATTRIBUTE, None), Pack):
         obj = getattr(obj, PACK_ATTRIBUTE)
     if isinstance(obj, Pack):
-        return obj if obj.module else _with_module(obj, module_path)
+        return obj if obj.module else replace(obj, module=module_path)
     if not isinstance(obj, ModuleType):
         return Pack(name=where, agents=_collect(obj, where), module=module_path)
     names = vars(obj)
@@ -165,12 +164,6 @@ def pack_from(obj: Any, where: str) -> Pack:
         demo_trace=names.get("DEMO_TRACE"),
         module=module_path,
     )
-
-
-def _with_module(pack: Pack, module: str) -> Pack:
-    from dataclasses import replace
-
-    return replace(pack, module=module)
 
 
 def _strings(value: Any, where: str) -> list[str]:

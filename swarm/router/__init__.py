@@ -102,9 +102,12 @@ def ensure_router(
     or data. A corrupt artifact is an error, not a reason to retrain silently."""
     root = Path(models_dir)
     data = TrainingData()
-    data.add_agents(registry)
-    if training is not None:
+    if training is None:
+        data.add_agents(registry)
+    else:  # the order the bank's router was trained in (the folds follow it): same figures
         data.examples += training.examples
+        data.add_agents(list(registry))
+        data.add_pairs(((t, DEFAULT_OOS_LABEL) for t in registry.out_of_scope), "out of scope")
     version = current_version(root)
     if version is not None:
         manifest = read_manifest(resolve_artifact_dir(root))
