@@ -292,11 +292,11 @@ def resume(
         out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")
 
 
+from swarm.cli.console_command import console_command as _console  # noqa: E402
 from swarm.cli.demo import demo as _demo  # noqa: E402
 from swarm.cli.feedback import feedback as _feedback  # noqa: E402
 from swarm.cli.router import router as _router_group  # noqa: E402
 from swarm.cli.scenarios import COMMANDS as _scenario_commands  # noqa: E402
-from swarm.console.command import console_command as _console  # noqa: E402
 
 for _command in (_demo, _feedback, _router_group, _console, *_scenario_commands):
     main.add_command(_command)

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import click
 from rich.console import Console
 
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.trace import DEFAULT_DB_URL
+from swarm.views import progress_bars
 
 __all__ = [
     "DB_OPTION",
@@ -43,7 +44,7 @@ ROUTER_OPTION = click.option(
 )
 MODELS_OPTION = click.option(
     "--models-dir",
-    default="storage/models",
+    default=DEFAULT_MODELS_DIR,
     show_default=True,
     help="Where trained router versions live.",
 )
@@ -74,19 +75,18 @@ def registry_for(agents_spec: str | None) -> Any:
     return registry
 
 
-def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
-    """The router a command asked for: `keyword`, an artifact folder, or `auto`."""
-    if spec == "keyword":
-        from swarm.testing import KeywordRouter
+def load_router(
+    spec: str,
+    registry: Any,
+    models_dir: str,
+    out: Console,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> Any:
+    """The router a command asked for: `keyword`, an artifact folder, or `auto` (the trained
+    router for these agents and their packs' data, trained on first use)."""
+    from swarm.scenarios.runner import default_router_factory
 
-        return KeywordRouter(registry)
-    from swarm import router as routing
-
-    if spec == "auto":
-        if registry.router_for is not None:  # the pack knows how it is trained
-            return registry.router_for(registry, models_dir, console=out)
-        return routing.ensure_router(registry, models_dir, console=out)
-    return routing.load_router(spec, registry=registry)
+    return default_router_factory(models_dir, console=out, progress=progress)(spec, registry)
 
 
 def llm_from_env() -> Any:
@@ -96,30 +96,3 @@ def llm_from_env() -> Any:
     from swarm.llm import LLM
 
     return LLM.from_env()
-
-
-@contextmanager
-def progress_bars(
-    console: Console, enabled: bool = True
-) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
-    """A factory of transient rich bars (for encoding and training), or None when bars would only
-    clutter: JSON output, or not a terminal."""
-    if not enabled or not console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bars:
-
-        def make(description: str, total: int) -> Callable[[int], None]:
-            task = bars.add_task(description, total=total)
-            return lambda n: bars.advance(task, n)
-
-        yield make

@@ -18,8 +18,6 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from swarm.cli.common import progress_bars
-from swarm.cli.views import DecisionView, ResultView, TaskTree
 from swarm.console.commands import Parsed, UsageProblem, parse
 from swarm.console.live import ObservedStore, RequestStatus
 from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
@@ -27,6 +25,7 @@ from swarm.errors import SwarmError, TaskNotFound
 from swarm.feedback import OUT_OF_SCOPE, record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.swarm import Swarm
+from swarm.views import DecisionView, ResultView, TaskTree, progress_bars
 
 if TYPE_CHECKING:
     from swarm.console.retrain import RetrainOutcome

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.errors import ArtifactError
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.router.artifacts import (
     RETRAIN_HINT,
     current_version,
@@ -58,7 +59,6 @@ __all__ = [
     "set_current",
 ]
 
-DEFAULT_MODELS_DIR = "storage/models"
 
 log = logging.getLogger(__name__)
 
@@ -92,30 +92,44 @@ def ensure_router(
     registry: Any,
     models_dir: str | Path = DEFAULT_MODELS_DIR,
     *,
+    training: TrainingData | None = None,
     console: Any = None,
     encoder: Encoder | None = None,
+    progress: Any = None,
 ) -> Router:
-    """The serving router for `registry`, training one from the agents' examples first when there is
-    none or the serving one was trained for other agents. A corrupt artifact is an error, not a
-    reason to retrain silently."""
+    """The serving router for `registry`, training one from the agents' examples (and `training`,
+    a pack's own rows) first when there is none or the serving one was trained for other agents
+    or data. A corrupt artifact is an error, not a reason to retrain silently."""
     root = Path(models_dir)
+    data = TrainingData()
+    if training is None:
+        data.add_agents(registry)
+    else:  # the order the bank's router was trained in (the folds follow it): same figures
+        data.examples += training.examples
+        data.add_agents(list(registry))
+        data.add_pairs(((t, DEFAULT_OOS_LABEL) for t in registry.out_of_scope), "out of scope")
     version = current_version(root)
     if version is not None:
         manifest = read_manifest(resolve_artifact_dir(root))
-        if manifest.get("agents_fingerprint") == registry.fingerprint():
+        same_data = training is None or manifest.get("data_fingerprint") == data.fingerprint()
+        if manifest.get("agents_fingerprint") == registry.fingerprint() and same_data:
             return load_router(root, registry=registry, encoder=encoder)
-        reason = f"router {version} was trained for other agents"
+        reason = f"router {version} was trained for other agents or data"
     else:
         reason = f"no trained router in {root}"
     from swarm.router.train import TrainConfig, train_router
 
-    data = TrainingData()
-    data.add_agents(registry)
     if console is not None:
-        console.print(f"[yellow]{reason}: training one from {len(data)} agent examples…[/yellow]")
-    log.info("%s: training from %d agent examples", reason, len(data))
-    router, _ = train_router(
-        data, TrainConfig(), encoder=encoder, agents_fingerprint=registry.fingerprint()
+        console.print(f"[yellow]{reason}: training one from {len(data)} examples…[/yellow]")
+    log.info("%s: training from %d examples", reason, len(data))
+    router, report = train_router(
+        data,
+        TrainConfig(),
+        encoder=encoder,
+        progress=progress,
+        agents_fingerprint=registry.fingerprint(),
     )
     router.save(root)
+    if console is not None and training is not None:
+        console.print(report)
     return router

@@ -15,12 +15,12 @@ from swarm.agents import AgentRegistry
 from swarm.console import ConsoleSession
 from swarm.console.live import ObservedStore
 from swarm.console.retrain import held_out_split, retrain
-from swarm.examples import quickstart
 from swarm.router import Router, TrainingData
 from swarm.router.feedback import BanditEvent
 from swarm.router.model import HeadConfig
 from swarm.router.train import TrainConfig, train_router
 from swarm.testing.encoders import HashEncoder
+from swarm_examples import quickstart
 
 TEXT = "my parcel came but I was charged twice for it"
 SMALL = TrainConfig(head=HeadConfig(members=3, max_epochs=40, hidden=64))
@@ -69,7 +69,7 @@ def session(
         router=Router.load(models_dir),
         store=store,
         console=out,
-        agents_spec="swarm.examples.quickstart",
+        agents_spec="swarm_examples.quickstart",
         models_dir=str(models_dir),
         out_of_scope=quickstart.OUT_OF_SCOPE,
         read_line=read_line,

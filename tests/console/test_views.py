@@ -19,8 +19,8 @@ from swarm.console.views import (
     RoutingNote,
 )
 from swarm.context import Span
-from swarm.examples.quickstart import AGENTS
 from swarm.models import Decision, Result, Task, TaskStatus, short_id
+from swarm_examples.quickstart import AGENTS
 
 
 def render(*renderables: object) -> str:

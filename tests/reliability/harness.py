@@ -26,7 +26,7 @@ from swarm.testing.faults import FaultyAgent, fault_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 SWARM = str(Path(sys.executable).with_name("swarm"))
-BANK_AGENTS = "swarm.agents.bank"
+BANK_AGENTS = "swarm_examples.bank"
 """The bank pack's agents module, as `swarm run --agents` takes it."""
 
 TERMINAL = {s.value for s in TaskStatus if s.finished}

@@ -86,7 +86,7 @@ def test_any_text_loads_or_names_where_it_is_wrong(text: str) -> None:
     )
 )
 def test_near_valid_suites_load_or_name_the_field(scenarios: list[dict[str, Any]]) -> None:
-    doc = {"name": "fuzz", "agents": "swarm.examples.quickstart", "scenarios": scenarios}
+    doc = {"name": "fuzz", "agents": "swarm_examples.quickstart", "scenarios": scenarios}
     try:
         parse_suite(_suite_like(doc), "fuzz.yaml")
     except ScenarioError as exc:
@@ -197,7 +197,7 @@ def test_any_payload_and_text_reach_a_terminal_state_and_the_store(
 WORDS = ["run", "traces", "show", "resume", "router", "eval", "explain", "train", "versions",
          "use", "feedback", "good", "bad", "test", "replay", "diff", "--json", "--agents",
          "--agent", "--router", "--db", "--file", "--limit", "--run", "--data", "--model",
-         "--out", "--concurrency", "keyword", "nonexistent.module", "swarm.examples.quickstart",
+         "--out", "--concurrency", "keyword", "nonexistent.module", "swarm_examples.quickstart",
          "-1", "0", "1e9", "abc", "\ud83d", "", "--", "-k", "--tags", "./missing.yaml",
          "sqlite:///{tmp}/x.db", "postgresql://nowhere/x", "{tmp}/missing.csv"]  # fmt: skip
 NEVER = ["demo", "console", "--help"]  # interactive or long-running; --help is tested elsewhere
