@@ -81,12 +81,16 @@ def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
 
         return KeywordRouter(registry)
     from swarm import router as routing
+    from swarm.router.second_opinion import second_opinion_from_env
 
     if spec == "auto":
         if registry.router_for is not None:  # the pack knows how it is trained
-            return registry.router_for(registry, models_dir, console=out)
-        return routing.ensure_router(registry, models_dir, console=out)
-    return routing.load_router(spec, registry=registry)
+            learned = registry.router_for(registry, models_dir, console=out)
+        else:
+            learned = routing.ensure_router(registry, models_dir, console=out)
+    else:
+        learned = routing.load_router(spec, registry=registry)
+    return second_opinion_from_env(learned, registry=registry)  # off unless SWARM_ROUTER_LLM=1
 
 
 def llm_from_env() -> Any:

@@ -518,6 +518,13 @@ def _versions_table(rows: list[dict[str, Any]]) -> Any:
 )
 @click.option("--text-column", default=None)
 @click.option("--label-column", default=None)
+@click.option(
+    "--llm",
+    "with_llm",
+    is_flag=True,
+    help="Ask the LLM SWARM_LLM_BASE_URL configures when the router is unsure (as "
+    "SWARM_ROUTER_LLM=1 does for `swarm run`); report how often it was asked and changed it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
 def eval_(
     model_dir: str,
@@ -525,6 +532,7 @@ def eval_(
     oos_label: str | None,
     text_column: str | None,
     label_column: str | None,
+    with_llm: bool,
     as_json: bool,
 ) -> None:
     """Accuracy, macro-F1, per-label scores, confused pairs, calibration, out-of-scope metrics."""
@@ -533,15 +541,30 @@ def eval_(
 
     pairs = read_labelled_file(data_file, text_column=text_column, label_column=label_column)
     out = make_console()
-    loaded = Router.load(model_dir)
+    loaded: Any = Router.load(model_dir)
+    if with_llm:
+        from swarm.router.second_opinion import ENABLE_ENV, second_opinion_from_env
+
+        loaded = second_opinion_from_env(loaded, environ={**os.environ, ENABLE_ENV: "1"})
     texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
-    with progress_bars(out, enabled=not as_json) as progress:
-        advance = progress("routing", len(texts)) if progress else None
-        report = evaluate(loaded, texts, labels, oos_label=oos_label, progress=advance)
+    try:
+        with progress_bars(out, enabled=not as_json) as progress:
+            advance = progress("routing", len(texts)) if progress else None
+            report = evaluate(loaded, texts, labels, oos_label=oos_label, progress=advance)
+    finally:
+        if with_llm:
+            loaded.close()
+    stats = loaded.stats.to_dict() if with_llm else None
     if as_json:
-        _json_line(report.to_dict())
+        _json_line({**report.to_dict(), **({"second_opinion": stats} if stats else {})})
         return
     out.print(report)
+    if stats:
+        out.print(
+            f"LLM asked for {stats['asked']} of {stats['decisions']} decisions "
+            f"({stats['asked_share']:.1%}); it changed {stats['changed']} and failed "
+            f"{stats['failed']} (the router's decision stood)"
+        )
 
 
 @router.command()
