@@ -148,11 +148,13 @@ def router() -> None:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the head (or the update)."
 )
-@click.option("--text-column", default=None, help="Column/key of the text (default text).")
+@click.option(
+    "--text-column", default=None, help="Column/key of the text in --data and --eval files."
+)
 @click.option(
     "--label-column",
     default=None,
-    help="Column/key of the label (default label, intent or category).",
+    help="Column/key of the label in --data and --eval files (default label, intent, category).",
 )
 @click.option(
     "--on-conflict",
@@ -236,8 +238,9 @@ def train(
                 f"{'configure' if len(clash) > 1 else 'configures'} training a new one: "
                 "use one or the other"
             )
+        held_out = (eval_files, suites, text_column, label_column)
         _train_from_feedback(
-            db, out_dir, eval_files, suites, tolerance, min_held_out, seed, no_current, as_json
+            db, out_dir, held_out, tolerance, min_held_out, seed, no_current, as_json
         )
         return
     if "db" in given:
@@ -247,6 +250,8 @@ def train(
         )
     if not data_files and not agents_module and not feedback_db:
         raise click.UsageError("give --data FILE, --agents MODULE or --feedback-db URL")
+    if "finetune_minutes" in given and not finetune:
+        raise click.UsageError("--finetune-minutes bounds --finetune, which was not given")
     if agents_module:
         importable_cwd()
     out = make_console()
@@ -277,7 +282,7 @@ def train(
         finetune_minutes=finetune_minutes,
     )
     labels = sorted({ex.label for ex in data.resolved()})
-    held_out = _held_out(eval_files, suites, labels, oos_label)
+    held_out = _held_out(eval_files, suites, labels, oos_label, text_column, label_column)
     with progress_bars(out, enabled=not as_json) as progress:
         outcome = learn(
             out_dir,
@@ -312,8 +317,6 @@ TRAINING_ONLY = frozenset(
         "members",
         "hidden",
         "epochs",
-        "text_column",
-        "label_column",
         "on_conflict",
         "cache_dir",
         "finetune",
@@ -324,7 +327,12 @@ TRAINING_ONLY = frozenset(
 
 
 def _held_out(
-    eval_files: tuple[str, ...], suites: tuple[str, ...], labels: list[str], oos_label: str
+    eval_files: tuple[str, ...],
+    suites: tuple[str, ...],
+    labels: list[str],
+    oos_label: str,
+    text_column: str | None = None,
+    label_column: str | None = None,
 ) -> Any:
     """The gate's held-out set from --eval files and --suite paths (default scenarios/)."""
     from swarm.console.retrain import suite_pairs
@@ -334,7 +342,7 @@ def _held_out(
     pairs: list[tuple[str, str]] = []
     names = []
     for f in eval_files:
-        pairs += read_labelled_file(f)
+        pairs += read_labelled_file(f, text_column=text_column, label_column=label_column)
         names.append(f"file {f}")
     paths = suites or (() if eval_files else ("scenarios",))
     if paths:
@@ -348,8 +356,7 @@ def _held_out(
 def _train_from_feedback(
     db: str,
     models_dir: str,
-    eval_files: tuple[str, ...],
-    suites: tuple[str, ...],
+    held_out_from: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None],
     tolerance: float,
     min_held_out: int,
     seed: int,
@@ -363,7 +370,8 @@ def _train_from_feedback(
 
     serving = Router.load(models_dir)
     oos = serving.policy.oos_label or "oos"
-    held_out = _held_out(eval_files, suites, serving.head_labels, oos)
+    eval_files, suites, text_column, label_column = held_out_from
+    held_out = _held_out(eval_files, suites, serving.head_labels, oos, text_column, label_column)
     if not len(held_out):
         raise DataError(
             "no held-out evaluation set: give --eval FILE (labelled) or --suite PATH (scenario "

@@ -47,6 +47,7 @@ __all__ = [
     "gate",
     "learn",
     "serving_for",
+    "serving_version",
     "versions_for",
 ]
 
@@ -193,17 +194,9 @@ def gate(
         )
         return GateResult(True, f"{why}: nothing to compare with", None, None, tolerance)
     fair = held_out.without(trained_on)
-    described = fair.describe()
     if len(fair) < min_held_out:
-        left = f"{len(fair)} of {len(held_out)}" if len(held_out) else "0"
-        what = (
-            f"not enough held-out data ({left} held-out texts the new router did not train on; "
-            f"the gate needs {min_held_out})"
-        )
-        if unmeasured == "promote":
-            return GateResult(True, f"{what}: promoted without a comparison", None, None, tolerance,
-                              described)  # fmt: skip
-        return GateResult(False, f"{what}: kept beside", None, None, tolerance, described)
+        return unmeasured_result(len(held_out), fair, min_held_out, unmeasured, tolerance)
+    described = fair.describe()
     oos = candidate.policy.oos_label or DEFAULT_OOS_LABEL
     before = evaluate(serving, fair.texts, fair.labels, oos_label=oos)
     after = evaluate(candidate, fair.texts, fair.labels, oos_label=oos)
@@ -220,6 +213,21 @@ def gate(
         f"({change * 100:+.2f} points, more than the {tolerance * 100:.2f} the gate allows)"
     )
     return GateResult(False, reason, before, after, tolerance, described)
+
+
+def unmeasured_result(
+    given: int, fair: HeldOut, min_held_out: int, unmeasured: Unmeasured, tolerance: float
+) -> GateResult:
+    """The gate's verdict when fewer than `min_held_out` of the `given` held-out texts are ones
+    the candidate did not train on (`fair`): no result claimed; `unmeasured` decides."""
+    left = f"{len(fair)} of {given}" if given else "0"
+    what = (
+        f"not enough held-out data ({left} held-out texts the new router did not train on; "
+        f"the gate needs {min_held_out})"
+    )
+    promoted = unmeasured == "promote"
+    verdict = "promoted without a comparison" if promoted else "kept beside"
+    return GateResult(promoted, f"{what}: {verdict}", None, None, tolerance, fair.describe())
 
 
 # ---- which version serves which agents -----------------------------------------------------------
@@ -257,19 +265,31 @@ def versions_for(
     return found
 
 
-def serving_for(
-    models_dir: str | Path, agent_names: Sequence[str], *, encoder: Encoder | None = None
-) -> Router | None:
-    """The router that serves these agents in `models_dir`: CURRENT when it was trained for them,
-    else the newest version that was (one folder holds versions for several agent sets)."""
+def serving_version(models_dir: str | Path, agent_names: Sequence[str]) -> str | None:
+    """The version that serves these agents in `models_dir`: CURRENT when it was trained for
+    them, else the newest version that was (one folder holds versions for several agent sets)."""
     root = Path(models_dir)
     current = current_version(root)
     if current is not None and (root / current / MANIFEST_FILE).is_file():
         manifest = read_manifest(root / current)
         if manifest.get("agents_fingerprint") == agent_set_fingerprint(agent_names):
-            return Router.load(root / current, encoder=encoder)
+            return current
     versions = versions_for(root, agent_names)
-    return Router.load(root / versions[0], encoder=encoder) if versions else None
+    return versions[0] if versions else None
+
+
+def serving_for(
+    models_dir: str | Path, agent_names: Sequence[str], *, encoder: Encoder | None = None
+) -> Router | None:
+    """`serving_version`'s router, loaded with `encoder` when it was trained with that one (else
+    with the encoder its manifest names)."""
+    version = serving_version(models_dir, agent_names)
+    if version is None:
+        return None
+    folder = Path(models_dir) / version
+    recorded = read_manifest(folder)["encoder"].get("fingerprint")
+    same = encoder is not None and recorded == encoder.fingerprint
+    return Router.load(folder, encoder=encoder if same else None)
 
 
 # ---- all together --------------------------------------------------------------------------------
@@ -281,7 +301,9 @@ class LearnOutcome:
     """The new version (saved unless learn had no models folder; serving when `made_current`)."""
     gate: GateResult
     serving: Router | None
-    """What it was compared with."""
+    """What it was compared with (None when there was none, or too little to measure on)."""
+    compared_with: str | None
+    """The version serving these agents when it was learnt."""
     folder: Path | None
     made_current: bool
     report: Any = None
@@ -291,14 +313,13 @@ class LearnOutcome:
     """Held-out accuracy change (points) each kind of feedback brought (feedback on top only)."""
     cases: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(text, label a person gave, serving router's choice, new router's choice)."""
-    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "version": self.router.version,
             "path": str(self.folder) if self.folder else None,
             "serving": self.made_current,
-            "parent": self.serving.version if self.serving is not None else None,
+            "compared_with": self.compared_with,
             **self.gate.to_dict(),
         }
         if self.report is not None:
@@ -310,8 +331,6 @@ class LearnOutcome:
             ]
             out["skipped"] = dict(self.feedback.skipped)
             out["contributions"] = self.contributions
-        if self.note:
-            out["note"] = self.note
         return out
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
@@ -369,13 +388,11 @@ class LearnOutcome:
                     Text(new, style="green" if new == label else "red"),
                 )
             yield cases
-        if self.note:
-            yield Text(self.note, style="grey50")
-        version, where = self.router.version, f" to {self.folder}" if self.folder else ""
+        version, where = self.router.version, f" (in {self.folder})" if self.folder else ""
         if self.made_current:
             undo = (
-                f"; roll back with `swarm router use {self.serving.version}`"
-                if self.serving is not None
+                f"; roll back with `swarm router use {self.compared_with}`"
+                if self.compared_with is not None
                 else ""
             )
             yield Text.assemble(
@@ -389,10 +406,10 @@ class LearnOutcome:
                 f"`swarm router use {version}` serves it",
             )
         else:
-            kept = f"router {self.serving.version} still serves" if self.serving else ""
+            kept = f"router {self.compared_with} still serves; " if self.compared_with else ""
             yield Text.assemble(
                 ("kept beside", "bold yellow"),
-                f": router {version}{where} ({g.reason}); {kept}; "
+                f": router {version}{where} ({g.reason}); {kept}"
                 f"`swarm router use {version}` serves it anyway",
             )
 
@@ -494,8 +511,11 @@ def learn(
     candidate = update(events, corrections) if events or corrections else start
     if serving is None:
         serving = base
+    compared_with = serving.version if serving is not None else None
     if serving is None and models_dir is not None:
-        serving = serving_for(models_dir, candidate.labels, encoder=candidate.encoder)
+        compared_with = serving_version(models_dir, candidate.labels)
+        if compared_with is not None and len(fair) >= min_held_out:  # load only to measure
+            serving = serving_for(models_dir, candidate.labels, encoder=candidate.encoder)
 
     contributions: dict[str, float] = {}
     if (
@@ -518,14 +538,17 @@ def learn(
         ):
             contributions[kind] = round((accuracy(router) - base_accuracy) * 100, 2)
     check_cancelled()
-    result = gate(
-        candidate,
-        serving,
-        fair,
-        tolerance=tolerance,
-        min_held_out=min_held_out,
-        unmeasured=unmeasured,
-    )
+    if serving is None and compared_with is not None:  # not loaded: too little to measure on
+        result = unmeasured_result(len(held_out), fair, min_held_out, unmeasured, tolerance)
+    else:
+        result = gate(
+            candidate,
+            serving,
+            fair,
+            tolerance=tolerance,
+            min_held_out=min_held_out,
+            unmeasured=unmeasured,
+        )
     if calibration is not None:
         result.held_out["temperature_refit_on"] = calibration.describe()
 
@@ -544,8 +567,8 @@ def learn(
     if registry_fingerprint is not None:
         candidate.manifest["registry_fingerprint"] = registry_fingerprint
     candidate.manifest["promotion"] = result.to_dict()
-    if serving is not None:
-        candidate.manifest["compared_with"] = serving.version
+    if compared_with is not None:
+        candidate.manifest["compared_with"] = compared_with
     made_current = result.promoted and make_current
     folder = None
     if models_dir is not None:
@@ -553,20 +576,17 @@ def learn(
         folder = candidate.save(models_dir, make_current=made_current)
         if result.after is not None:
             result.after.version = candidate.version  # saving may rename a version
-    note = ""
-    if data is not None and data.conflicts:
-        note = data.conflict_note()
     return LearnOutcome(
         candidate,
         result,
         serving,
+        compared_with,
         folder,
         made_current if folder is not None else False,
         report=report,
         feedback=feedback,
         contributions=contributions,
         cases=cases,
-        note=note,
     )
 
 

@@ -224,6 +224,10 @@ def test_options_that_only_feedback_learning_reads_are_refused_for_a_new_router(
     args = train_args(tmp_path, "--data", str(files[0]), "--db", "sqlite:///x.db")
     result = CliRunner().invoke(router, args)
     assert result.exit_code == 2 and "--db names the store --feedback learns from" in result.output
+    args = train_args(tmp_path, "--data", str(files[0]), "--finetune-minutes", "1")
+    result = CliRunner().invoke(router, args)
+    assert result.exit_code == 2 and "--finetune-minutes bounds --finetune" in result.output
+    assert not (tmp_path / "models").exists()
 
 
 def test_a_new_router_is_gated_against_the_one_serving_the_same_agents(
