@@ -81,7 +81,7 @@ def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
 
         return KeywordRouter(registry)
     from swarm import router as routing
-    from swarm.router.second_opinion import second_opinion_from_env
+    from swarm.cli.router import second_opinion_from_env
 
     if spec == "auto":
         if registry.router_for is not None:  # the pack knows how it is trained

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -551,8 +552,6 @@ def eval_(
     out = make_console()
     loaded: Any = Router.load(model_dir)
     if with_llm:
-        from swarm.router.second_opinion import ENABLE_ENV, second_opinion_from_env
-
         loaded = second_opinion_from_env(loaded, environ={**os.environ, ENABLE_ENV: "1"})
     texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
     try:
@@ -614,6 +613,44 @@ def explain(text: str, model_dir: str, agents_module: str | None, top: int, as_j
         _json_line(explanation.to_dict())
         return
     make_console().print(explanation)
+
+
+ENABLE_ENV = "SWARM_ROUTER_LLM"
+"""Set to 1 to ask the LLM that `SWARM_LLM_BASE_URL` (…) configures when the router is unsure."""
+
+
+def second_opinion_from_env(
+    router: Any, *, registry: Any = None, environ: Mapping[str, str] | None = None
+) -> Any:
+    """`router` wrapped in a SecondOpinionRouter when `SWARM_ROUTER_LLM` is 1 (or true/yes),
+    else `router` itself: off by default. `SWARM_ROUTER_LLM_BELOW` sets the confidence under
+    which it asks, `SWARM_ROUTER_LLM_STYLE` the `response_format` spelling ("llama.cpp" for
+    llama-cpp-python servers). Raises ConfigError when it is on but no endpoint is configured."""
+    from swarm.errors import ConfigError
+    from swarm.router.second_opinion import SecondOpinionRouter
+
+    env = os.environ if environ is None else environ
+    if env.get(ENABLE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return router
+    if not env.get("SWARM_LLM_BASE_URL"):
+        raise ConfigError(f"{ENABLE_ENV} is set but no LLM endpoint is: set SWARM_LLM_BASE_URL")
+    from swarm.llm import LLM
+
+    style = env.get(f"{ENABLE_ENV}_STYLE", "openai")
+    if style not in ("openai", "llama.cpp"):
+        raise ConfigError(f"{ENABLE_ENV}_STYLE must be openai or llama.cpp, got {style!r}")
+    try:
+        below = float(env.get(f"{ENABLE_ENV}_BELOW", "0.6"))
+    except ValueError:
+        raise ConfigError(f"{ENABLE_ENV}_BELOW must be a number") from None
+    descriptions = {a.name: a.description for a in registry} if registry is not None else None
+    return SecondOpinionRouter(
+        router,
+        LLM.from_env(env),
+        below=below,
+        descriptions=descriptions,
+        style=style,  # type: ignore[arg-type]
+    )
 
 
 def run_standalone(command: click.Command, argv: list[str] | None, prog_name: str) -> None:

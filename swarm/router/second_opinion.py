@@ -4,8 +4,9 @@ opinions on the decision.
 
 Frameworks that route with an LLM call it for every request; here the learned router decides in
 milliseconds and the LLM is asked only for ambiguous or low-confidence decisions. Off unless
-configured: `SWARM_ROUTER_LLM=1` with an endpoint in `SWARM_LLM_BASE_URL` (see
-`swarm.llm.config`), or `SecondOpinionRouter(router, llm)` from Python.
+configured: `SWARM_ROUTER_LLM=1` with an endpoint in `SWARM_LLM_BASE_URL` (the CLI's
+`second_opinion_from_env`), or `SecondOpinionRouter(router, llm)` from Python. The router room
+does not import `swarm.llm` (it sits below): `llm` is anything with `swarm.llm.LLM`'s `chat`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from swarm.models import Decision
 
-__all__ = [
-    "ENABLE_ENV",
-    "NONE_CHOICE",
-    "SecondOpinionRouter",
-    "SecondOpinionStats",
-    "second_opinion_from_env",
-]
+__all__ = ["NONE_CHOICE", "SecondOpinionRouter", "SecondOpinionStats", "response_format"]
 
 NONE_CHOICE = "none"
 """What the LLM answers when no candidate should take the request."""
@@ -145,8 +140,6 @@ class SecondOpinionRouter:
         return [a for a, _ in d.candidates if not agents or a in agents][: self.candidates]
 
     async def _ask(self, text: str, d: Decision) -> dict[str, Any]:
-        from swarm.llm import json_format
-
         choices = self._choices(d)
         schema = {
             "type": "object",
@@ -162,7 +155,7 @@ class SecondOpinionRouter:
                     {"role": "system", "content": SYSTEM},
                     {"role": "user", "content": f"Agents:\n{listed}\n\nRequest: {text}"},
                 ],
-                response_format=json_format(schema, style=self.style, name="route"),
+                response_format=response_format(schema, self.style),
                 temperature=0.0,
                 max_tokens=self.max_tokens,
             )
@@ -243,44 +236,15 @@ class SecondOpinionRouter:
         loop.close()
 
 
+def response_format(
+    schema: dict[str, Any], style: Literal["openai", "llama.cpp"] = "openai"
+) -> dict[str, Any]:
+    """Ask for JSON fitting `schema`, as `swarm.llm.json_format` spells it for each kind of
+    server (OpenAI and vLLM: `json_schema`; llama-cpp-python: `json_object` with a schema)."""
+    if style == "llama.cpp":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "route", "schema": schema}}
+
+
 async def _gather(questions: list[Coroutine[Any, Any, dict[str, Any]]]) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*questions))
-
-
-ENABLE_ENV = "SWARM_ROUTER_LLM"
-"""Set to 1 to ask the LLM that `SWARM_LLM_BASE_URL` (…) configures when the router is unsure."""
-
-
-def second_opinion_from_env(
-    router: Any, *, registry: Any = None, environ: Mapping[str, str] | None = None
-) -> Any:
-    """`router` wrapped in a SecondOpinionRouter when `SWARM_ROUTER_LLM` is 1 (or true/yes),
-    else `router` itself: off by default. `SWARM_ROUTER_LLM_BELOW` sets the confidence under
-    which it asks, `SWARM_ROUTER_LLM_STYLE` the `response_format` spelling ("llama.cpp" for
-    llama-cpp-python servers). Raises ConfigError when it is on but no endpoint is configured."""
-    import os
-
-    from swarm.errors import ConfigError
-
-    env = os.environ if environ is None else environ
-    if env.get(ENABLE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
-        return router
-    if not env.get("SWARM_LLM_BASE_URL"):
-        raise ConfigError(f"{ENABLE_ENV} is set but no LLM endpoint is: set SWARM_LLM_BASE_URL")
-    from swarm.llm import LLM
-
-    style = env.get(f"{ENABLE_ENV}_STYLE", "openai")
-    if style not in ("openai", "llama.cpp"):
-        raise ConfigError(f"{ENABLE_ENV}_STYLE must be openai or llama.cpp, got {style!r}")
-    try:
-        below = float(env.get(f"{ENABLE_ENV}_BELOW", "0.6"))
-    except ValueError:
-        raise ConfigError(f"{ENABLE_ENV}_BELOW must be a number") from None
-    descriptions = {a.name: a.description for a in registry} if registry is not None else None
-    return SecondOpinionRouter(
-        router,
-        LLM.from_env(env),
-        below=below,
-        descriptions=descriptions,
-        style=style,  # type: ignore[arg-type]
-    )

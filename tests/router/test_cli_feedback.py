@@ -224,12 +224,30 @@ def test_newcomer_flow_with_the_real_encoder(tmp_path: Path) -> None:
     """Run a request, mark its routing wrong, learn from it, see it fixed, roll back: the real
     encoder, a real SQLite file and the installed `swarm` command in subprocesses."""
     (tmp_path / "desk_agents.py").write_text(AGENTS_MODULE)
-    cards = ["my card was stolen", "the new card did not come", "please block the card",
-             "I need another card", "someone took my card", "my card is lost",
-             "cancel my card", "where is the card you sent", "freeze my card", "card delivery"]
-    travel = ["book me a flight to rome", "a hotel in paris please", "cancel the flight",
-              "two nights in a hotel", "flights to berlin", "find a cheap hotel",
-              "change my flight", "book a room", "a flight tomorrow morning", "hotel near the sea"]
+    cards = [
+        "my card was stolen",
+        "the new card did not come",
+        "please block the card",
+        "I need another card",
+        "someone took my card",
+        "my card is lost",
+        "cancel my card",
+        "where is the card you sent",
+        "freeze my card",
+        "card delivery",
+    ]
+    travel = [
+        "book me a flight to rome",
+        "a hotel in paris please",
+        "cancel the flight",
+        "two nights in a hotel",
+        "flights to berlin",
+        "find a cheap hotel",
+        "change my flight",
+        "book a room",
+        "a flight tomorrow morning",
+        "hotel near the sea",
+    ]
     write_csv(
         tmp_path / "held_out.csv",
         [(t, "cards") for t in cards] + [(t, "travel") for t in travel],

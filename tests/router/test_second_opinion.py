@@ -9,15 +9,12 @@ from typing import Any
 
 import pytest
 
+from swarm.cli.router import ENABLE_ENV, second_opinion_from_env
 from swarm.errors import ConfigError
 from swarm.llm import LLM
 from swarm.llm.types import ChatRequest
 from swarm.router import Router
-from swarm.router.second_opinion import (
-    ENABLE_ENV,
-    SecondOpinionRouter,
-    second_opinion_from_env,
-)
+from swarm.router.second_opinion import SecondOpinionRouter
 from swarm.testing.llm import ScriptedLLM
 
 TEXTS = [
