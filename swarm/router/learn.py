@@ -523,7 +523,7 @@ def learn(
         and serving is not None
         and events
         and corrections
-        and len(fair) >= (min_held_out)
+        and len(fair) >= min_held_out
     ):
         from swarm.router.metrics import evaluate
 
