@@ -245,3 +245,23 @@ def test_examples_are_stored_for_explain(trained: Router, models_dir: Path) -> N
     assert loaded.examples.texts == trained.examples.texts
     np.testing.assert_allclose(loaded.examples.embeddings, trained.examples.embeddings, atol=1e-3)
     assert os.path.getsize(Path(models_dir) / loaded.version / "examples.safetensors") > 0
+
+
+def test_ensure_router_never_serves_a_version_the_gate_kept_beside_unless_chosen(
+    models_dir: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from swarm.router.learn import learn
+
+    monkeypatch.setenv("SWARM_EMBEDDING_CACHE", str(tmp_path / "cache"))
+    encoder = HashEncoder(64)
+    registry = AgentRegistry(_agents("alpha", "beta"))
+    first = ensure_router(registry, models_dir, encoder=encoder)
+    rows = [{"kind": "correction", "text": "something new", "routed_agent": None, "agent": "beta"}]
+    kept = learn(models_dir, base=first, feedback_rows=rows)  # nothing held out: kept beside
+    assert not kept.gate.promoted and current_version(models_dir) == first.version
+    other = AgentRegistry(_agents("gamma", "delta"))
+    ensure_router(other, models_dir, encoder=encoder)
+    assert ensure_router(registry, models_dir, encoder=encoder).version == first.version
+    # A person chose it (`swarm router use`): it serves, and coming back keeps it.
+    set_current(models_dir, kept.router.version)
+    assert ensure_router(registry, models_dir, encoder=encoder).version == kept.router.version
