@@ -127,6 +127,9 @@ class Decision:
     version: str = ""
     latency_ms: float = 0.0
     status: Literal["routed", "out_of_scope", "ambiguous", "forced"] = "routed"
+    second_opinion: dict[str, Any] | None = None
+    """When an LLM was asked (`swarm.router.second_opinion`): the router's own decision, the
+    LLM's choice, whether it changed the answer, or the error that kept the router's."""
 
     @property
     def out_of_scope(self) -> bool:
@@ -156,6 +159,7 @@ class Decision:
             "version": self.version,
             "latency_ms": self.latency_ms,
             "status": self.status,
+            **({"second_opinion": self.second_opinion} if self.second_opinion else {}),
         }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -86,7 +86,10 @@ def load_router(
     router for these agents and their packs' data, trained on first use)."""
     from swarm.scenarios.runner import default_router_factory
 
-    return default_router_factory(models_dir, console=out, progress=progress)(spec, registry)
+    learned = default_router_factory(models_dir, console=out, progress=progress)(spec, registry)
+    if spec == "keyword":
+        return learned
+    return second_opinion_from_env(learned, registry=registry)  # off unless SWARM_ROUTER_LLM=1
 
 
 def llm_from_env() -> Any:
@@ -96,3 +99,41 @@ def llm_from_env() -> Any:
     from swarm.llm import LLM
 
     return LLM.from_env()
+ENABLE_ENV = "SWARM_ROUTER_LLM"
+"""Set to 1 to ask the LLM that `SWARM_LLM_BASE_URL` (…) configures when the router is unsure."""
+
+
+def second_opinion_from_env(
+    router: Any, *, registry: Any = None, environ: Mapping[str, str] | None = None
+) -> Any:
+    """`router` wrapped in a SecondOpinionRouter when `SWARM_ROUTER_LLM` is 1 (or true/yes),
+    else `router` itself: off by default. `SWARM_ROUTER_LLM_BELOW` sets the confidence under
+    which it asks, `SWARM_ROUTER_LLM_STYLE` the `response_format` spelling ("llama.cpp" for
+    llama-cpp-python servers). Raises ConfigError when it is on but no endpoint is configured."""
+    from swarm.errors import ConfigError
+    from swarm.router.second_opinion import SecondOpinionRouter
+
+    env = os.environ if environ is None else environ
+    if env.get(ENABLE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return router
+    if not env.get("SWARM_LLM_BASE_URL"):
+        raise ConfigError(f"{ENABLE_ENV} is set but no LLM endpoint is: set SWARM_LLM_BASE_URL")
+    from swarm.llm import LLM
+
+    style = env.get(f"{ENABLE_ENV}_STYLE", "openai")
+    if style not in ("openai", "llama.cpp"):
+        raise ConfigError(f"{ENABLE_ENV}_STYLE must be openai or llama.cpp, got {style!r}")
+    try:
+        below = float(env.get(f"{ENABLE_ENV}_BELOW", "0.6"))
+    except ValueError:
+        raise ConfigError(f"{ENABLE_ENV}_BELOW must be a number") from None
+    descriptions = {a.name: a.description for a in registry} if registry is not None else None
+    return SecondOpinionRouter(
+        router,
+        LLM.from_env(env),
+        below=below,
+        descriptions=descriptions,
+        style=style,  # type: ignore[arg-type]
+    )
+
+

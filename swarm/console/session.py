@@ -25,10 +25,10 @@ from swarm.errors import SwarmError, TaskNotFound
 from swarm.feedback import OUT_OF_SCOPE, record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.swarm import Swarm
-from swarm.views import DecisionView, ResultView, TaskTree, progress_bars
+from swarm.views import DecisionView, ResultView, TaskTree
 
 if TYPE_CHECKING:
-    from swarm.console.retrain import RetrainOutcome
+    from swarm.router.learn import LearnOutcome
 
 __all__ = ["ConsoleSession", "LastRequest"]
 
@@ -351,39 +351,30 @@ class ConsoleSession:
         )
         if feedback.contradictions:
             said += f" ({len(feedback.contradictions)} contradictory texts left out)"
-        self.console.print(Text(f"training a new router with {said}…", style="grey50"))
+        self.console.print(
+            Text(f"learning {said} on top of router {self.router.version}…", style="grey50")
+        )
         cancelled = threading.Event()
-        with progress_bars(self.console) as progress:
-            work = asyncio.ensure_future(
-                asyncio.to_thread(
-                    retrain,
-                    self.router,
-                    self.registry,
-                    feedback.corrections,
-                    self.models_dir,
-                    out_of_scope=self.out_of_scope,
-                    progress=progress,
-                    cancelled=cancelled,
-                    events=feedback.events,
-                )
-            )
+        work = asyncio.ensure_future(
+            asyncio.to_thread(retrain, self.router, rows, self.models_dir, cancelled=cancelled)
+        )
+        try:
+            outcome = await asyncio.shield(work)
+        except asyncio.CancelledError:  # Ctrl-C: stop learning, wait until it has stopped
+            cancelled.set()
             try:
-                outcome = await asyncio.shield(work)
-            except asyncio.CancelledError:  # Ctrl-C: stop training, wait until it has stopped
-                cancelled.set()
-                try:
-                    outcome = await work
-                except RetrainCancelled:
-                    self.console.print(Text("retrain cancelled; nothing was saved", "yellow"))
-                    raise asyncio.CancelledError from None
-                # It had finished and saved before it saw the cancel: serve what disk says.
-                self._use(outcome)
-                raise
+                outcome = await work
+            except RetrainCancelled:
+                self.console.print(Text("retrain cancelled; nothing was saved", "yellow"))
+                raise asyncio.CancelledError from None
+            # It had finished and saved before it saw the cancel: serve what disk says.
+            self._use(outcome)
+            raise
         self._use(outcome)
 
-    def _use(self, outcome: RetrainOutcome) -> None:
-        self.console.print(outcome.view())
-        if outcome.switched:
+    def _use(self, outcome: LearnOutcome) -> None:
+        self.console.print(outcome)
+        if outcome.made_current:
             self.router = outcome.router
             self.swarm.router = outcome.router
             self.swarm.scheduler.router = outcome.router
