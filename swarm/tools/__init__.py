@@ -8,4 +8,13 @@ from swarm.tools.http import HttpTool
 from swarm.tools.mcp import MCPServer, MCPTool, mcp_tools
 from swarm.tools.scripts import ScriptTool
 
-__all__ = ["FileTool", "HttpTool", "MCPServer", "MCPTool", "ScriptTool", "Tool", "mcp_tools", "tool"]
+__all__ = [
+    "FileTool",
+    "HttpTool",
+    "MCPServer",
+    "MCPTool",
+    "ScriptTool",
+    "Tool",
+    "mcp_tools",
+    "tool",
+]
