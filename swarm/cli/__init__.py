@@ -275,9 +275,10 @@ def resume(
 
 from swarm.cli.demo import demo as _demo  # noqa: E402
 from swarm.cli.feedback import feedback as _feedback  # noqa: E402
+from swarm.cli.mcp import mcp as _mcp  # noqa: E402
 from swarm.cli.router import router as _router_group  # noqa: E402
 from swarm.cli.scenarios import COMMANDS as _scenario_commands  # noqa: E402
 from swarm.console.command import console_command as _console  # noqa: E402
 
-for _command in (_demo, _feedback, _router_group, _console, *_scenario_commands):
+for _command in (_demo, _feedback, _mcp, _router_group, _console, *_scenario_commands):
     main.add_command(_command)
