@@ -11,6 +11,7 @@ gen-ai-agent-spans): `invoke_agent {agent}`, `chat {model}`, `execute_tool {tool
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -26,12 +27,34 @@ if TYPE_CHECKING:
     from swarm.context import Span
     from swarm.models import Decision, Result, Task
 
-__all__ = ["OTEL_CONTENT_ENV", "OTEL_ENDPOINT_ENV", "OtelExport", "OtelSink", "span_ids"]
+__all__ = [
+    "OTEL_CONTENT_ENV",
+    "OTEL_ENDPOINT_ENV",
+    "OtelExport",
+    "OtelSink",
+    "span_ids",
+    "trace_headers",
+]
 
 OTEL_ENDPOINT_ENV = "SWARM_OTEL_ENDPOINT"
 """An OTLP/HTTP endpoint (`http://127.0.0.1:4318`; `/v1/traces` is added when no path is given)."""
 OTEL_CONTENT_ENV = "SWARM_OTEL_CONTENT"
 """`1` to export message and tool-argument content (off by default: it may hold personal data)."""
+
+
+_TRACEPARENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "swarm_traceparent", default=None
+)
+
+
+def trace_headers() -> dict[str, str]:
+    """`{"traceparent": ...}` (W3C Trace Context) while an exported task's agent runs, else `{}`.
+
+    The LLM client and `HttpTool` send it, so a service that traces too joins the task's trace,
+    under its `swarm.task` span.
+    """
+    value = _TRACEPARENT.get()
+    return {"traceparent": value} if value else {}
 
 
 class OtelExport:
@@ -125,6 +148,9 @@ class OtelSink:
     def task_started(self, task_id: str, agent: str, attempt: int) -> None:
         if self.inner is not None:
             self.inner.task_started(task_id, agent, attempt)
+        # Called in the task that then runs the agent: what the agent sends carries the trace.
+        trace = _trace(self._root(task_id))
+        _TRACEPARENT.set(f"00-{trace:032x}-{_task_span(task_id):016x}-01")
 
     def task_finished(self, result: Result) -> None:
         if self.inner is not None:

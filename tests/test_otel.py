@@ -3,6 +3,7 @@ decodes what arrives: names, one trace per root task, parents and GenAI attribut
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +20,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 
 from swarm import Context, Swarm, Task, agent, tool  # noqa: E402
 from swarm.errors import ConfigError  # noqa: E402
-from swarm.llm import LLMAgent  # noqa: E402
+from swarm.llm import LLM, LLMAgent  # noqa: E402
 from swarm.otel import OtelExport  # noqa: E402
 from swarm.testing import FakeRouter  # noqa: E402
 from swarm.testing.llm import ScriptedLLM, call_tool  # noqa: E402
+from swarm.tools import HttpTool  # noqa: E402
 from swarm.trace import TraceStore  # noqa: E402
 
 
@@ -32,11 +34,20 @@ class Receiver:
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.seen: list[tuple[str, str | None]] = []  # (path, traceparent) of other requests
         received = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+            def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+                received.seen.append((self.path, self.headers.get("traceparent")))
+                self._answer(b"a page", "text/plain")
+
+            def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.endswith("/chat/completions"):
+                    received.seen.append((self.path, self.headers.get("traceparent")))
+                    self._answer(json.dumps(_chat(json.loads(body))).encode(), "application/json")
+                    return
                 request = ExportTraceServiceRequest.FromString(body)
                 received.paths.append(self.path)
                 for resource in request.resource_spans:
@@ -51,6 +62,13 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
+            def _answer(self, body: bytes, ctype: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -61,6 +79,34 @@ class Receiver:
     def named(self, name: str) -> dict[str, Any]:
         (found,) = [s for s in self.spans if s["name"] == name]
         return found
+
+
+def _chat(request: dict[str, Any]) -> dict[str, Any]:
+    """A one-tool model: fetch the page first, then answer."""
+    if request["messages"][-1]["role"] == "tool":
+        message: dict[str, Any] = {"role": "assistant", "content": "fetched"}
+    else:
+        url = request["messages"][-1]["content"]
+        arguments = json.dumps({"url": url})
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "http_request", "arguments": arguments},
+                }
+            ],
+        }
+    return {
+        "id": "r",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
 
 
 def _value(v: Any) -> Any:
@@ -216,3 +262,26 @@ def test_nothing_is_sent_unless_configured(monkeypatch: pytest.MonkeyPatch) -> N
     export = OtelExport.from_env(env)
     assert export is not None and export.content and export.endpoint == "http://127.0.0.1:9/"
     export.shutdown()
+
+
+async def test_http_tools_and_llm_calls_carry_the_tasks_traceparent(receiver: Receiver) -> None:
+    class Fetcher(LLMAgent):
+        name = "fetcher"
+        description = "Fetches pages"
+        examples = ["fetch a page"]
+        tools = [HttpTool(["127.0.0.1"], allow_private=True)]
+
+    llm = LLM.from_config({"base_url": receiver.url + "/v1", "model": "tiny-http"})
+    async with Swarm(
+        [Fetcher()], router=FakeRouter(default="fetcher"), db=None, llm=llm, otel=receiver.url
+    ) as s:
+        result = await s.run(receiver.url + "/page")
+    assert result.output == "fetched", result.error
+    assert [path for path, _ in receiver.seen] == [
+        "/v1/chat/completions", "/page", "/v1/chat/completions",
+    ]
+    task = receiver.named("swarm.task")
+    expected = f"00-{task['trace']}-{task['id']}-01"
+    assert [tp for _, tp in receiver.seen] == [expected] * 3
+    chat = next(sp for sp in receiver.spans if sp["name"] == "chat tiny-http")["attrs"]
+    assert chat["gen_ai.provider.name"] == "openai" and chat["server.address"] == "127.0.0.1"
