@@ -189,6 +189,12 @@ async def _many_tools(servers: list[MCPServer], ctx: Context) -> AsyncIterator[d
         for connection in connections:
             for listed in await _list(connection, ctx):
                 one = MCPTool(connection, listed)
+                if one.name in found:
+                    raise ConfigError(
+                        f"MCP tools {found[one.name].remote_name!r} and {one.remote_name!r} of "
+                        f"server {connection.server.name!r} both become {one.name!r}; "
+                        f"allow only one of them"
+                    )
                 found[one.name] = one
         yield found
     finally:
