@@ -159,6 +159,7 @@ async def test_an_agent_lists_tools_cancels_a_call_and_keeps_the_connection() ->
     assert result.output["total"] == {"result": 42}
 
 
+@pytest.mark.slow
 def test_a_typo_in_the_allow_list_names_the_tools_the_server_has() -> None:
     @agent
     async def typo(task: Task, ctx: Context) -> None:
