@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["MCPServer", "MCPTool", "mcp_tools"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONNECTION_CLOSED = -32000  # mcp_types.CONNECTION_CLOSED: the transport is gone
 _SEP = "__"
 
 
@@ -42,6 +43,8 @@ class MCPServer:
       server. A timeout, a tool's own error and a server that dies mid-call all become a
       `ToolError`, which an `LLMAgent` hands back to the model; the next call starts the server
       again.
+    - A stdio server starts per task (when first needed) and stops when the task ends; inside
+      `async with server:` all tasks share one connection (one process), closed by the block.
 
     Raises `ConfigError` for a bad name, neither or both of `command` and `url`, or no allow-list.
     """
@@ -84,6 +87,7 @@ class MCPServer:
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self._shared: _Connection | None = None
 
     def allows(self, tool_name: str) -> bool:
         return any(fnmatch.fnmatchcase(tool_name, pattern) for pattern in self.allow_tools)
@@ -96,6 +100,20 @@ class MCPServer:
         closes the connection (stopping a stdio server).
         """
         return _task_tools(self, ctx)
+
+    async def __aenter__(self) -> MCPServer:
+        """Inside `async with server:`, every task shares one connection (one server process)
+        instead of starting its own; leaving the block closes it."""
+        if self._shared is not None:
+            raise ConfigError(f"MCP server {self.name!r} is already open")
+        self._shared = _Connection(self, shared=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.aclose()
+            shared.release()
 
     def __repr__(self) -> str:
         where = self.url if self.url is not None else " ".join(self.command or ())
@@ -183,7 +201,7 @@ async def _many_tools(servers: list[MCPServer], ctx: Context) -> AsyncIterator[d
     names = [s.name for s in servers]
     if len(set(names)) != len(names):
         raise ConfigError(f"MCP server names must be unique, got {names}")
-    connections = [_Connection(server) for server in servers]
+    connections = [server._shared or _Connection(server) for server in servers]
     try:
         found: dict[str, MCPTool] = {}
         for connection in connections:
@@ -199,8 +217,9 @@ async def _many_tools(servers: list[MCPServer], ctx: Context) -> AsyncIterator[d
         yield found
     finally:
         for connection in connections:
-            await connection.aclose()
-            connection.release()
+            if not connection.shared:  # a shared one lives as long as its `async with` block
+                await connection.aclose()
+                connection.release()
 
 
 @asynccontextmanager
@@ -242,11 +261,13 @@ class _Connection:
 
     The session lives in a task of its own (the `mcp` client's transports are anyio task groups,
     which must be left by the task that entered them), so calls may come from any task; `aclose`
-    ends it. A connection that failed is dropped and made again on the next call.
+    ends it. A connection that failed is dropped and made again on the next call. A `shared` one
+    (`async with server:`) serves every task and is closed only by its block.
     """
 
-    def __init__(self, server: MCPServer) -> None:
+    def __init__(self, server: MCPServer, *, shared: bool = False) -> None:
         self.server = server
+        self.shared = shared
         self._session: Any = None
         self._owner: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -355,17 +376,20 @@ class _Connection:
         if isinstance(exc, ToolError):
             return exc
         if isinstance(exc, TimeoutError):
-            await self.aclose()
+            if not self.shared:  # a shared session may be serving other tasks' calls
+                await self.aclose()
             return ToolError(
                 f"MCP server {self.server.name!r}: {what} timed out after {self.server.timeout:g}s"
             )
-        else:
-            leaf = _leaf(exc)
-            message = (
-                f"MCP server {self.server.name!r} failed during {what}: "
-                f"{type(leaf).__name__}: {leaf}"
-            )
-        # A timed-out or broken session is not trusted again: the next call reconnects.
+        leaf = _leaf(exc)
+        message = (
+            f"MCP server {self.server.name!r} failed during {what}: {type(leaf).__name__}: {leaf}"
+        )
+        code = getattr(leaf, "code", None)
+        if isinstance(code, int) and code != _CONNECTION_CLOSED:
+            # The server answered with a JSON-RPC error: the session itself is fine.
+            return ToolError(message)
+        # A broken session is not trusted again: the next call reconnects.
         await self.aclose()
         return ToolError(message + self._stderr_tail())
 

@@ -42,6 +42,12 @@ async def slow(seconds: float) -> str:
 
 
 @server.tool()
+def pid() -> int:
+    """The server's process id (tests tell a shared server from one per task)."""
+    return os.getpid()
+
+
+@server.tool()
 def secret() -> str:
     """A tool no test allows: a model must never see it."""
     return "the vault code"

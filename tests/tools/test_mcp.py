@@ -5,6 +5,7 @@ and a replay that never starts the server."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -157,6 +158,27 @@ async def test_an_agent_lists_tools_cancels_a_call_and_keeps_the_connection() ->
     assert result.output["names"] == ["site__add", "site__slow"]
     assert result.output["waited"] < 5
     assert result.output["total"] == {"result": 42}
+
+
+@pytest.mark.slow
+async def test_tasks_inside_async_with_server_share_one_server_process() -> None:
+    server = MCPServer("site", SITE, allow_tools=["pid"])
+
+    @agent
+    async def asker(task: Task, ctx: Context) -> int:
+        """Asks the server for its process id."""
+        async with server.tools(ctx) as tools:
+            answer = await ctx.tool(tools[0])
+        return int(answer["result"])
+
+    async with Swarm([asker], router=FakeRouter(default="asker"), db=None) as s:
+        async with server:
+            shared = [(await s.run(f"pid {i}")).output for i in range(3)]
+        alone = [(await s.run(f"pid {i}")).output for i in range(2)]
+    assert len(set(shared)) == 1, shared
+    assert len(set(alone)) == 2 and not set(alone) & set(shared)
+    with pytest.raises(ProcessLookupError):  # leaving the block stopped the shared server
+        os.kill(shared[0], 0)
 
 
 @pytest.mark.slow
