@@ -28,6 +28,7 @@ class Swarm:
     - `router`: a `RouterLike` (`route`, `version`, `blocking`); default: the serving trained router
       under `storage/models` for exactly these agents.
     - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
+    - `otel`: an OTLP/HTTP endpoint or a `swarm.otel.OtelExport`; default `$SWARM_OTEL_ENDPOINT`.
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
     """
 
@@ -43,6 +44,7 @@ class Swarm:
         run_kind: str = "run",
         run_meta: dict[str, Any] | None = None,
         models_dir: str = "storage/models",
+        otel: Any = None,
         **options: Any,
     ) -> None:
         if isinstance(agents, AgentRegistry):
@@ -68,6 +70,9 @@ class Swarm:
         self.run_meta = run_meta or {}
         self.models_dir = models_dir
         self.options = options
+        self._otel_config = otel
+        self._otel: Any = None  # the live OtelExport, from start() on
+        self._owns_otel = False
         self.run_id: str | None = None
         self._scheduler: Scheduler | None = None
 
@@ -98,10 +103,18 @@ class Swarm:
             # The run row is durable, and the writer (a process for SQLite files) is up before
             # the first task: its start-up is not charged to that task's latency.
             await self.store.flush()
+        from swarm.otel import OtelExport
+
+        # An export made here (from a URL or the environment) is shut down by `close`.
+        config = self._otel_config
+        self._owns_otel = not isinstance(config, OtelExport)
+        self._otel = OtelExport(config) if isinstance(config, str) else config
+        if self._otel is None:
+            self._otel = OtelExport.from_env()
         self._scheduler = Scheduler(
             self.registry,
             self.router,
-            store=self.store,
+            store=self._otel.sink(self.store) if self._otel is not None else self.store,
             clock=self.clock,
             llm=self.llm,
             services=self.services,
@@ -119,6 +132,9 @@ class Swarm:
                     await self._scheduler.close(drain=drain, grace=grace)
                 finally:
                     self._scheduler = None
+            if self._otel is not None:
+                otel, self._otel = self._otel, None
+                await asyncio.to_thread(otel.shutdown if self._owns_otel else otel.flush)
         finally:
             if self.store is not None and self.run_id is not None and not self.store.closed:
                 self.store.finish_run(self.run_id)

@@ -194,15 +194,20 @@ def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json:
 @click.pass_context
 def traces_show(ctx: click.Context, task_id: str, db: str | None, as_json: bool) -> None:
     """The tree of TASK_ID (a unique prefix will do): routing decision, spans, child tasks."""
+    from swarm.cli.usage import usage_line
     from swarm.cli.views import TaskTree
     from swarm.trace import TraceStore
+    from swarm.usage import PriceTable, tree_usage
 
     with TraceStore(db or ctx.obj["db"]) as store:
         tree = store.task_tree(task_id)
+    tokens = tree_usage(tree, PriceTable.from_env())
     if as_json or ctx.obj["as_json"]:
-        _json_out(tree)
+        _json_out({**tree, "usage": tokens.to_json()})
     else:
         console().print(TaskTree(tree))
+        if tokens.calls:
+            console().print(usage_line(tokens, label="tokens (with child tasks)"))
 
 
 # ---- resume ----------------------------------------------------------------------------------
@@ -295,8 +300,10 @@ def resume(
 from swarm.cli.console_command import console_command as _console  # noqa: E402
 from swarm.cli.demo import demo as _demo  # noqa: E402
 from swarm.cli.feedback import feedback as _feedback  # noqa: E402
+from swarm.cli.mcp import mcp as _mcp  # noqa: E402
 from swarm.cli.router import router as _router_group  # noqa: E402
 from swarm.cli.scenarios import COMMANDS as _scenario_commands  # noqa: E402
+from swarm.cli.usage import usage as _usage  # noqa: E402
 
-for _command in (_demo, _feedback, _router_group, _console, *_scenario_commands):
+for _command in (_demo, _feedback, _mcp, _router_group, _console, _usage, *_scenario_commands):
     main.add_command(_command)

@@ -28,6 +28,7 @@ from swarm.llm.redaction import (
     scrub_logs_for,
 )
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
+from swarm.otel import trace_headers
 
 __all__ = ["HTTPBackend"]
 
@@ -207,7 +208,8 @@ class HTTPBackend(Backend):
 
     def _headers(self) -> dict[str, str]:
         key = self.config.key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        auth = {"Authorization": f"Bearer {key}"} if key else {}
+        return {**trace_headers(), **auth}  # traceparent only while an exported task runs
 
     def _timeout(self, limit: float) -> httpx.Timeout:
         return httpx.Timeout(limit, connect=min(limit, self.config.connect_timeout))

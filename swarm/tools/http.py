@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from swarm.errors import ConfigError, ToolError
+from swarm.otel import trace_headers
 from swarm.tools.addresses import classify
 from swarm.tools.base import Tool
 
@@ -189,7 +190,12 @@ class HttpTool(Tool):
             method,
             pinned,
             # Only encodings this tool decodes with a bound (see _read_capped).
-            headers={**self.headers, "Host": host_header, "Accept-Encoding": _ACCEPT_ENCODING},
+            headers={
+                **self.headers,
+                **trace_headers(),  # traceparent only while an exported task runs (swarm.otel)
+                "Host": host_header,
+                "Accept-Encoding": _ACCEPT_ENCODING,
+            },
             content=body.encode() if body is not None else None,
             extensions={"sni_hostname": url.host},
         )
