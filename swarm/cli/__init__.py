@@ -218,21 +218,44 @@ def traces_show(ctx: click.Context, task_id: str, db: str | None, as_json: bool)
 @click.option("--agents", "agents_spec", default=None, help="Default: the module the run used.")
 @click.option("--router", "router_spec", default=None, help="Default: the router the run used.")
 @MODELS_OPTION
+@click.option(
+    "--force", is_flag=True, help="Also take the tasks of runs whose process is still alive."
+)
 @click.option("--json", "as_json", is_flag=True)
 def resume(
-    db: str, agents_spec: str | None, router_spec: str | None, models_dir: str, as_json: bool
+    db: str,
+    agents_spec: str | None,
+    router_spec: str | None,
+    models_dir: str,
+    force: bool,
+    as_json: bool,
 ) -> None:
-    """Run again every task a killed process left queued or running (finished ones never rerun)."""
+    """Run again every task a killed process left queued or running (finished ones never rerun).
+
+    The tasks of a run whose process is still alive are left to it (run twice, their side effects
+    would happen twice); `--force` takes them anyway."""
     from swarm.agents import AgentRegistry
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
     from swarm.trace import TraceStore
+    from swarm.trace.owner import describe_owner
 
     out = console()
     importable_cwd()
     store = TraceStore(db)
     try:
         rows = store.unfinished_tasks()
+        live: dict[str, dict[str, Any]] = {}
+        for run_id in {r["run_id"] for r in rows if r["run_id"]}:
+            owner = None if force else store.live_owner(run_id)
+            if owner is not None:
+                live[run_id] = owner
+        rows = [r for r in rows if r["run_id"] not in live]
+        for run_id, owner in sorted(live.items()):
+            Console(stderr=True, highlight=False).print(
+                f"[yellow]run {run_id} is still running ({describe_owner(owner)}): its unfinished "
+                "tasks are left to it; `swarm resume --force` takes them anyway[/yellow]"
+            )
         roots = [r for r in rows if r["parent_id"] is None]
         # A child is made again by its parent when the parent reruns; the old one is superseded.
         orphans = [r["id"] for r in rows if r["parent_id"] is not None]
@@ -289,9 +312,9 @@ def resume(
     finally:
         store.close()
     if as_json:
-        _json_out({"runs": summary, "superseded_children": len(orphans)})
+        _json_out({"runs": summary, "superseded_children": len(orphans), "live_runs": live})
         return
-    if not summary:
+    if not summary and not live:
         out.print("nothing to resume: every task in the store is finished")
     for s in summary:
         out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")

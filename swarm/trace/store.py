@@ -24,6 +24,7 @@ from swarm.context import Span
 from swarm.errors import ConfigError, StoreError, TaskNotFound
 from swarm.models import OUT_OF_SCOPE, Decision, Result, Task, TaskStatus, new_id
 from swarm.trace import _rows
+from swarm.trace.owner import OWNER_KEY, owner_alive, process_owner
 from swarm.trace.schema import (
     SCHEMA_VERSION,
     Base,
@@ -167,7 +168,9 @@ class TraceStore:
         run_id: str | None = None,
     ) -> str:
         run_id = run_id or new_id()
-        self._push(("run", run_id, kind, agents, router, router_version, time.time(), meta or {}))
+        # Who runs it: `swarm resume` leaves the tasks of a live run alone (swarm.trace.owner).
+        meta = {**(meta or {}), OWNER_KEY: process_owner()}
+        self._push(("run", run_id, kind, agents, router, router_version, time.time(), meta))
         return run_id
 
     def finish_run(self, run_id: str) -> None:
@@ -411,6 +414,19 @@ class TraceStore:
     def run(self, run_id: str) -> dict[str, Any] | None:
         rows = self._rows(select(_RUNS).where(_RUNS.c.id == run_id))
         return rows[0] if rows else None
+
+    def live_owner(self, run_id: str) -> dict[str, Any] | None:
+        """The owner of `run_id`, or of an unfinished resume of it, whose process may still be
+        running (see swarm.trace.owner); None when nobody alive holds the run's tasks."""
+        unfinished = self._rows(select(_RUNS).where(_RUNS.c.finished_at.is_(None)))
+        for run in unfinished:
+            meta = run.get("meta") or {}
+            if run["id"] != run_id and meta.get("resumes") != run_id:
+                continue
+            owner = meta.get(OWNER_KEY)
+            if owner_alive(owner) and owner != process_owner():
+                return dict(owner)
+        return None
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """The run whose id is `ref`, or ends or begins with it (see `task`).
