@@ -43,7 +43,7 @@ class LateTimeout(TimeoutError):
 async def run_attempts(s: Scheduler, e: Entry, lane: Lane) -> Outcome | Handoff:
     """Attempts of `lane`'s agent on `e` until one succeeds, the retries or the deadline run out."""
     task, agent = e.task, lane.agent
-    e.hops.append(agent.name)
+    e.hops = (*e.hops, agent.name)
     n = 0
     while True:
         n += 1
@@ -170,10 +170,14 @@ class Attempt:
             self.timer = clock.call_at(self.end, lambda: self._expire(me))
         try:
             out = await self.lane.agent.run(ctx.task, ctx)
-        except asyncio.CancelledError:
-            if self.expired and me.uncancel() == 0:  # our cancellation, nobody else's
-                raise TimeoutError from None
-            raise
+        except BaseException as exc:
+            if not self.expired:
+                raise
+            if me.uncancel() > 0 and isinstance(exc, asyncio.CancelledError):
+                raise  # cancelled by someone else too: that wins
+            # Whatever the body did after its deadline fired (raised, or let the cancellation
+            # through), it timed out.
+            raise TimeoutError from (None if isinstance(exc, asyncio.CancelledError) else exc)
         finally:
             self.closed = True
             if self.timer is not None:
@@ -213,7 +217,7 @@ class Attempt:
 
     async def delegate(self, parent: Task, child: Task) -> Result:
         s, p = self.s, self.entry
-        if self.closed:
+        if self.closed or p.finished:
             raise SchedulerClosed(f"the attempt of task {p.task.id} has ended; it cannot delegate")
         if p.depth + 1 > s.max_depth:
             return Result(

@@ -140,3 +140,18 @@ async def test_close_waits_a_bounded_time_for_a_body_that_ignores_cancellation()
     let_go.set()
     await asyncio.sleep(0.05)  # the body ends on its own; its worker and the group with it
     assert s.stats == {"live": 0, "waiting": 0, "running": 0, "overdue": 0}
+
+
+async def test_raising_after_the_deadline_is_still_a_timeout(clock: VirtualClock) -> None:
+    @agent(timeout=0.5)
+    async def sulks(task, ctx):
+        try:
+            await ctx.clock.sleep(3)
+        except asyncio.CancelledError:
+            raise ValueError("interrupted") from None
+        return "never"
+
+    s = make([sulks], clock)
+    r = await s.run("x")
+    assert r.status is TaskStatus.FAILED and r.error == "timed out after 0.5s"
+    await s.close()
