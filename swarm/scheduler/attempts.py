@@ -10,6 +10,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from swarm.scheduler.slots import Entry, Lane
 if TYPE_CHECKING:
     from swarm.scheduler.core import Scheduler
 
-__all__ = ["Attempt", "LateTimeout", "Outcome", "run_attempts"]
+__all__ = ["Attempt", "AttemptTimedOut", "LateTimeout", "Outcome", "run_attempts"]
 
 log = logging.getLogger("swarm.scheduler")
 
@@ -31,7 +32,11 @@ Outcome = tuple[TaskStatus, Any, str | None]
 """status, output, error: what an attempt came to, before it becomes a Result."""
 
 
-class LateTimeout(TimeoutError):
+class AttemptTimedOut(TimeoutError):
+    """The attempt's deadline fired (raised by the scheduler, not by the agent's own code)."""
+
+
+class LateTimeout(AttemptTimedOut):
     """The deadline fired, yet the body went on and returned: the task did not finish in time."""
 
     def __init__(self, output: Any, late_by: float) -> None:
@@ -43,7 +48,7 @@ class LateTimeout(TimeoutError):
 async def run_attempts(s: Scheduler, e: Entry, lane: Lane) -> Outcome | Handoff:
     """Attempts of `lane`'s agent on `e` until one succeeds, the retries or the deadline run out."""
     task, agent = e.task, lane.agent
-    e.hops.append(agent.name)
+    e.hops = (*e.hops, agent.name)
     n = 0
     while True:
         n += 1
@@ -60,13 +65,12 @@ async def run_attempts(s: Scheduler, e: Entry, lane: Lane) -> Outcome | Handoff:
         try:
             out = await Attempt(s, e, lane, end).run(n)
             return outcome(agent.name, out)
-        except TimeoutError as exc:
+        except AttemptTimedOut as exc:
             error: Exception = exc
-            late = task.deadline is not None and s.clock.time() >= task.deadline
-            reason = "deadline exceeded" if late else f"timed out after {agent.timeout:g}s"
+            reason = timed_out(agent.timeout, task.deadline, end)
             if isinstance(exc, LateTimeout):
                 reason += f" ({exc})"
-        except Exception as exc:
+        except Exception as exc:  # an agent's own TimeoutError included
             error, reason = exc, f"{type(exc).__name__}: {exc}"
         if e.finished:  # abandoned: its task was failed while the body ran on
             return failed(reason)
@@ -76,6 +80,13 @@ async def run_attempts(s: Scheduler, e: Entry, lane: Lane) -> Outcome | Handoff:
         if task.deadline is not None and s.clock.time() + delay >= task.deadline:
             return failed(f"{reason}; no time left before the deadline to retry")
         await s.clock.sleep(delay)
+
+
+def timed_out(timeout: float | None, deadline: float | None, end: float | None) -> str:
+    """Why an attempt ending at `end` was stopped: the task's deadline, or the agent's timeout."""
+    if timeout is None or (deadline is not None and end is not None and end >= deadline):
+        return "deadline exceeded"
+    return f"timed out after {timeout:g}s"
 
 
 def outcome(agent: str, out: Any) -> Outcome | Handoff:
@@ -125,8 +136,11 @@ class Attempt:
     timer: Timer | None = None  # the deadline, then the grace
     lock: asyncio.Lock | None = None  # made on the first delegation: one take-back at a time
 
-    async def run(self, n: int) -> Any:
-        """Call the body as attempt number `n` of this hop, in an `agent` span when traced."""
+    def run(self, n: int) -> Coroutine[Any, Any, Any]:
+        """Call the body as attempt number `n` of this hop, in an `agent` span when traced.
+
+        A plain function returning the coroutine to await: untraced, that is one frame less
+        per task."""
         s, task, agent = self.s, self.entry.task, self.lane.agent
         ctx = Context(
             task,
@@ -141,7 +155,12 @@ class Attempt:
             bind = getattr(s.llm, "bind", None)
             ctx.llm = bind(ctx) if callable(bind) else s.llm
         if s.store is None:
-            return await self._body(ctx)
+            return self._body(ctx)
+        return self._traced(ctx, n)
+
+    async def _traced(self, ctx: Context, n: int) -> Any:
+        s, task, agent = self.s, self.entry.task, self.lane.agent
+        assert s.store is not None
         s.store.task_started(task.id, agent.name, self.entry.attempts)
         span = Span("agent", agent.name, task.id, task.run_id, attributes={"attempt": n})
         token = enter_span(span)
@@ -170,10 +189,14 @@ class Attempt:
             self.timer = clock.call_at(self.end, lambda: self._expire(me))
         try:
             out = await self.lane.agent.run(ctx.task, ctx)
-        except asyncio.CancelledError:
-            if self.expired and me.uncancel() == 0:  # our cancellation, nobody else's
-                raise TimeoutError from None
-            raise
+        except BaseException as exc:
+            if not self.expired:
+                raise
+            if me.uncancel() > 0 and isinstance(exc, asyncio.CancelledError):
+                raise  # cancelled by someone else too: that wins
+            # Whatever the body did after its deadline fired (raised, or let the cancellation
+            # through), it timed out.
+            raise AttemptTimedOut from (None if isinstance(exc, asyncio.CancelledError) else exc)
         finally:
             self.closed = True
             if self.timer is not None:
@@ -199,8 +222,9 @@ class Attempt:
         self.abandoned = True
         self.s.slots.abandoned(+1)
         error = (
-            f"timed out after {self.lane.agent.timeout:g}s; the agent ignored its cancellation "
-            f"for {self.s.cancel_grace:g}s and was abandoned (it keeps its slot until it returns)"
+            f"{timed_out(self.lane.agent.timeout, self.entry.task.deadline, self.end)}; the agent "
+            f"ignored its cancellation for {self.s.cancel_grace:g}s and was abandoned "
+            "(it keeps its slot until it returns)"
         )
         log.warning("task %s: %s", self.entry.task.id, error)
         self.s.finish(self.entry, TaskStatus.FAILED, error=error)
@@ -213,7 +237,7 @@ class Attempt:
 
     async def delegate(self, parent: Task, child: Task) -> Result:
         s, p = self.s, self.entry
-        if self.closed:
+        if self.closed or p.finished:
             raise SchedulerClosed(f"the attempt of task {p.task.id} has ended; it cannot delegate")
         if p.depth + 1 > s.max_depth:
             return Result(

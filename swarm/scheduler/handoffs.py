@@ -3,7 +3,7 @@ back to one it has visited, and at most `hop_limit` times."""
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Sequence
 
 from swarm.context import Span
 from swarm.models import Handoff, Task
@@ -12,7 +12,7 @@ __all__ = ["handoff_refused", "handoff_span"]
 
 
 def handoff_refused(
-    hops: list[str], handoff: Handoff, agents: Container[str], hop_limit: int
+    hops: Sequence[str], handoff: Handoff, agents: Container[str], hop_limit: int
 ) -> str | None:
     """Why the task cannot go to `handoff.agent` after `hops` (an error message), or None."""
     target = handoff.agent

@@ -30,7 +30,7 @@ class Entry:
     future: asyncio.Future[Result]
     depth: int = 0  # delegation depth
     decision: Decision | None = None
-    hops: list[str] = field(default_factory=list)
+    hops: tuple[str, ...] = ()  # agents it went to; a tuple: no list per queued task
     attempts: int = 0
     runner: asyncio.Task[Any] | None = None  # the worker running it
     children: set[str] | None = None  # made on the first delegation

@@ -140,3 +140,47 @@ async def test_close_waits_a_bounded_time_for_a_body_that_ignores_cancellation()
     let_go.set()
     await asyncio.sleep(0.05)  # the body ends on its own; its worker and the group with it
     assert s.stats == {"live": 0, "waiting": 0, "running": 0, "overdue": 0}
+
+
+async def test_raising_after_the_deadline_is_still_a_timeout(clock: VirtualClock) -> None:
+    @agent(timeout=0.5)
+    async def sulks(task, ctx):
+        try:
+            await ctx.clock.sleep(3)
+        except asyncio.CancelledError:
+            raise ValueError("interrupted") from None
+        return "never"
+
+    s = make([sulks], clock)
+    r = await s.run("x")
+    assert r.status is TaskStatus.FAILED and r.error == "timed out after 0.5s"
+    await s.close()
+
+
+async def test_an_agents_own_timeout_error_is_its_error_not_a_deadline(clock: VirtualClock) -> None:
+    @agent(timeout=None)
+    async def upstream(task, ctx):
+        raise TimeoutError("the bank did not answer")
+
+    s = make([upstream], clock)
+    r = await s.run("x")
+    assert r.status is TaskStatus.FAILED and r.error == "TimeoutError: the bank did not answer"
+    await s.close()
+
+
+async def test_abandoning_under_a_task_deadline_says_so(clock: VirtualClock) -> None:
+    @agent(timeout=None)
+    async def deaf(task, ctx):
+        for _ in range(3):
+            try:
+                await ctx.clock.sleep(100)
+            except asyncio.CancelledError:
+                continue
+        return "late"
+
+    s = make([deaf], clock, cancel_grace=1)
+    r = await s.run("x", timeout=2)
+    assert r.status is TaskStatus.FAILED and clock.time() == 3
+    assert r.error is not None and r.error.startswith("deadline exceeded; the agent ignored")
+    await s.join()
+    await s.close()
