@@ -37,8 +37,10 @@ def suite_pairs(
     from swarm.scenarios.format import NONE_LABEL
     from swarm.scenarios.loader import load_suites
 
-    if not explicit and not all(Path(p).is_dir() for p in paths):
-        return []
+    if not explicit:  # default folders that are not there hold nothing
+        paths = [p for p in paths if Path(p).is_dir()]
+        if not paths:
+            return []
     loaded = load_suites(list(paths))
     if loaded.errors and explicit:
         raise loaded.errors[0]

@@ -336,7 +336,7 @@ class ConsoleSession:
                 f"/retrain needs the learned router; this session uses "
                 f"{self.router.version!r}. Start with --router auto."
             )
-        from swarm.console.retrain import RetrainCancelled, retrain
+        from swarm.console.retrain import DEFAULT_SUITES, RetrainCancelled, retrain
         from swarm.router.feedback import gather_feedback
 
         rows = await asyncio.to_thread(self.store.feedback)
@@ -354,9 +354,14 @@ class ConsoleSession:
         self.console.print(
             Text(f"learning {said} on top of router {self.router.version}…", style="grey50")
         )
+        # Held out: the routings the agents' packs' suites expect, and the project's scenarios/.
+        suites = [str(p.suites) for p in self.registry.packs if p.suites is not None]
+        suites += [s for s in DEFAULT_SUITES if s not in suites]
         cancelled = threading.Event()
         work = asyncio.ensure_future(
-            asyncio.to_thread(retrain, self.router, rows, self.models_dir, cancelled=cancelled)
+            asyncio.to_thread(
+                retrain, self.router, rows, self.models_dir, suites=suites, cancelled=cancelled
+            )
         )
         try:
             outcome = await asyncio.shield(work)
