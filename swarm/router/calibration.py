@@ -118,12 +118,13 @@ def choose_threshold(
     target_rejection: float = 0.02,
     oos_recall: float | None = DEFAULT_OOS_RECALL,
     rejected_anyway: np.ndarray | None = None,
+    max_in_scope_rejection: float = MAX_IN_SCOPE_REJECTION,
 ) -> float:
     """The confidence below which a text is out of scope. probs: (n, labels); targets: (n,).
 
     With out-of-scope examples in `targets`: the lowest threshold whose held-out out-of-scope
     recall reaches `oos_recall` (counting texts the out-of-scope class wins and `rejected_anyway`,
-    the texts other rules reject), without rejecting more than `MAX_IN_SCOPE_REJECTION` of the
+    the texts other rules reject), without rejecting more than `max_in_scope_rejection` of the
     in-scope texts; `oos_recall=None` maximises the mean of in-scope accuracy and out-of-scope
     recall instead. Without them nothing says what to reject, so the threshold rejects about
     `target_rejection` of the in-scope examples, the least confident ones (which are mostly wrong
@@ -143,7 +144,13 @@ def choose_threshold(
         )
     # A thousand quantiles are as good as every distinct value and keep this linear in the data.
     candidates = np.unique(
-        np.concatenate([[0.0], np.quantile(confidence, np.linspace(0, 1, 1001))])
+        np.concatenate(
+            [
+                [0.0],
+                np.quantile(confidence, np.linspace(0, 1, 1001)),
+                [np.nextafter(confidence.max(), 2.0)],  # rejects every text
+            ]
+        )
     )
     always = np.zeros(len(targets), bool) if rejected_anyway is None else rejected_anyway.copy()
     if predicted_oos is not None:
@@ -366,6 +373,7 @@ def fit_rules(
     threshold: float | None = None,
     target_rejection: float = 0.02,
     oos_recall: float | None = DEFAULT_OOS_RECALL,
+    max_in_scope_rejection: float | None = None,
     ambiguity_margin: float = 0.1,
     far_rejection: float = FAR_REJECTION,
     use_similarity: bool = True,
@@ -375,8 +383,9 @@ def fit_rules(
     held_out_logits: (n, labels), each row from a member that did not train on it (NaN rows: not
     held out); targets: (n,) label indices; embeddings: (n, dim) unit-normalised, the training
     examples (their leave-one-out nearest-example similarities stand in for held-out ones).
-    `threshold` set by hand overrides the chosen one; `use_similarity=False` keeps the head's rules
-    only (no far or near cut).
+    `threshold` set by hand overrides the chosen one; `oos_recall` and `max_in_scope_rejection`
+    (default `MAX_IN_SCOPE_REJECTION`) go to `choose_threshold`; `use_similarity=False` keeps the
+    head's rules only (no far or near cut).
     """
     seen = ~np.isnan(held_out_logits[:, 0])
     held_logits, held_y = held_out_logits[seen], targets[seen]
@@ -403,6 +412,11 @@ def fit_rules(
                 target_rejection=target_rejection,
                 oos_recall=oos_recall,
                 rejected_anyway=rules == RULES.index("far_from_examples"),
+                max_in_scope_rejection=(
+                    max_in_scope_rejection
+                    if max_in_scope_rejection is not None
+                    else MAX_IN_SCOPE_REJECTION
+                ),
             )
         else:
             threshold = 0.0

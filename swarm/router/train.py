@@ -21,12 +21,8 @@ from typing import Any
 import numpy as np
 
 from swarm.errors import DataError
-from swarm.router.calibration import (
-    DEFAULT_OOS_RECALL,
-    describe_calibration,
-    fit_rules,
-)
-from swarm.router.data import DEFAULT_OOS_LABEL, LabelledExample, TrainingData
+from swarm.router.calibration import describe_calibration, fit_rules
+from swarm.router.data import DEFAULT_OOS_LABEL, ConflictPolicy, LabelledExample, TrainingData
 from swarm.router.encoders import (
     DEFAULT_ENCODER,
     CachedEncoder,
@@ -51,11 +47,12 @@ class TrainConfig:
     """None: chosen on held-out predictions; a number: set by hand (0 never rejects)."""
     target_rejection: float = 0.02
     """Without out-of-scope examples: the share of in-scope held-out texts the threshold rejects."""
+    oos_recall: float | None = None
+    """With out-of-scope examples: the least share of held-out out-of-scope texts the threshold
+    must reject (`--oos-recall`; an error without out-of-scope examples). None: the threshold
+    that maximises the mean of held-out in-scope accuracy and out-of-scope recall."""
     ambiguity_margin: float = 0.1
     """Top two agents' calibrated probabilities closer than this: ambiguous."""
-    oos_recall: float | None = DEFAULT_OOS_RECALL
-    """With out-of-scope examples: the held-out out-of-scope recall the threshold must reach
-    (None: balance in-scope accuracy and out-of-scope recall)."""
     similarity_rules: bool = True
     """Reject texts far from every agent's examples, flag those near two agents' (the cuts come
     from leave-one-out similarities of the training examples; needs `keep_examples`)."""
@@ -77,7 +74,10 @@ class TrainReport:
     sources: dict[str, int]
     examples: int
     labels: int
-    overridden: int
+    relabelled_by_feedback: int
+    """Texts whose label a person's correction changed."""
+    conflicts: str
+    """What was done with texts two sources gave different labels ("" when none)."""
     metrics: dict[str, float]
     seconds: dict[str, float]
     epochs: list[int]
@@ -95,8 +95,10 @@ class TrainReport:
             table.add_row(source, str(n))
         table.add_row("[bold]used (one per text)[/bold]", f"[bold]{self.examples}[/bold]")
         yield table
-        if self.overridden:
-            yield f"[yellow]{self.overridden} texts were relabelled by a later source[/yellow]"
+        if self.relabelled_by_feedback:
+            yield f"{self.relabelled_by_feedback} texts were relabelled by people's feedback"
+        if self.conflicts:
+            yield f"[yellow]{self.conflicts}[/yellow]"
         m = self.metrics
         held_out = (
             f"held-out accuracy {m.get('heldout_accuracy', float('nan')):.4f}, "
@@ -192,6 +194,11 @@ def _train(
     seconds["fit"] = time.perf_counter() - start
 
     # Calibrate and choose the rules on held-out logits only: what the heads did not train on.
+    if config.oos_recall is not None and (oos_index is None or not (y == oos_index).any()):
+        raise DataError(
+            "--oos-recall needs out-of-scope examples (OUT_OF_SCOPE in the agents module, or "
+            f"rows labelled {config.oos_label!r}) to measure the recall on"
+        )
     rules = fit_rules(
         fitted.held_out_logits,
         y,
@@ -200,6 +207,7 @@ def _train(
         threshold=config.threshold,
         target_rejection=config.target_rejection,
         oos_recall=config.oos_recall,
+        max_in_scope_rejection=1.0,
         ambiguity_margin=config.ambiguity_margin,
         use_similarity=config.similarity_rules and config.keep_examples,
     )
@@ -219,7 +227,8 @@ def _train(
         sources=data.counts_by_source(),
         examples=len(examples),
         labels=len(labels),
-        overridden=data.overridden,
+        relabelled_by_feedback=data.relabelled_by_feedback,
+        conflicts=data.conflict_note(),
         metrics=metrics,
         seconds=seconds,
         epochs=fitted.epochs,
@@ -291,9 +300,10 @@ def gather_training_data(
     feedback_db: str | None = None,
     text_column: str | None = None,
     label_column: str | None = None,
+    on_conflict: ConflictPolicy = "error",
 ) -> tuple[TrainingData, str | None]:
     """TrainingData from the CLI's sources, and the agent registry's fingerprint (if agents)."""
-    data = TrainingData()
+    data = TrainingData(on_conflict=on_conflict)
     fingerprint = None
     if agents_module:
         from swarm.agents import AgentRegistry
