@@ -71,9 +71,11 @@ class Explanation:
         d = self.decision
         style = _STATUS_STYLE.get(d.status, "white")
         yield Text.assemble(("› ", "bold"), self.text)
+        # The reason of an ambiguous decision already starts with the word.
+        repeats = d.reason.startswith(d.status.replace("_", " "))
         yield Text.assemble(
-            (f"{d.status}", f"bold {style}"),
-            f": {d.reason}  ",
+            ("" if repeats else f"{d.status}: ", f"bold {style}"),
+            (f"{d.reason}  ", f"bold {style}" if repeats else ""),
             (f"rule {d.rule}  " if d.rule else "", "bold"),
             (f"[router {d.version}, {d.latency_ms:.1f} ms]", "grey50"),
         )
