@@ -44,3 +44,24 @@ def test_an_older_store_gets_the_column_and_keeps_its_rows(tmp_path: Path) -> No
         assert store.decision(old.id)["agent"] == "cards"  # type: ignore[index]
         assert store.decision(old.id)["rule"] is None  # type: ignore[index]
         assert store.decision(new.id)["rule"] == "ambiguous"  # type: ignore[index]
+
+
+def test_the_task_tree_shows_the_rule(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from swarm.views import TaskTree
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    task = Task(text="what is the weather")
+    with TraceStore(url) as store:
+        store.task_queued(task)
+        store.record_decision(
+            task.id, Decision(None, 0.59, (("cards", 0.59),), "v1", status="out_of_scope",
+                              rule="far_from_examples"),
+        )  # fmt: skip
+    with TraceStore(url) as store:
+        buffer = io.StringIO()
+        Console(file=buffer, width=120, color_system=None).print(TaskTree(store.task_tree(task.id)))
+    assert "rule far_from_examples" in buffer.getvalue()
