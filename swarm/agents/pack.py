@@ -4,7 +4,6 @@ out-of-scope requests, scenario fixtures and state checks, demo requests, its su
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from swarm.agents.base import Agent
+from swarm.agents.loading import import_agents_module, split_spec
 from swarm.errors import AgentDefinitionError, ConfigError
 
 __all__ = ["PACK_ATTRIBUTE", "Pack", "load_pack", "pack_from"]
@@ -114,13 +114,11 @@ class Pack:
 
 def load_pack(path: str) -> Pack:
     """The pack a module path names: `module` (its `PACK`, or the agents it defines) or
-    `module:attribute` (a `Pack`, or agents). Raises ConfigError when it cannot be imported or
-    defines no agents."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import agents module {module_name!r}: {exc}") from exc
+    `module:attribute` (a `Pack`, or agents); `module` may be a `.py` file. Raises ConfigError
+    when it cannot be found or defines no agents, AgentDefinitionError naming file:line when it
+    raises while imported (see `swarm.agents.loading.import_agents_module`)."""
+    module = import_agents_module(path)  # one line naming file:line on any import failure
+    module_name, attr = split_spec(path)
     obj: Any = module
     if attr:
         try:
@@ -142,7 +140,7 @@ def pack_from(obj: Any, where: str) -> Pack:
     teardown, DEMO_REQUESTS, DEMO_TRACE) or a bare agent, list or factory of agents.
 
     This is the one place those module-level names are read."""
-    module_path = where.partition(":")[0]
+    module_path = split_spec(where)[0]
     if isinstance(obj, ModuleType) and isinstance(getattr(obj, PACK_ATTRIBUTE, None), Pack):
         obj = getattr(obj, PACK_ATTRIBUTE)
     if isinstance(obj, Pack):

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from swarm.cli.common import (
     DB_OPTION,
@@ -39,7 +40,10 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SwarmError as exc:
-            Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+            # soft_wrap: one line however narrow the terminal, so it can be grepped and copied
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"[red]error:[/red] {escape(str(exc))}"
+            )
             sys.exit(2)
 
 
