@@ -136,7 +136,11 @@ def _failure(s: ScenarioResult) -> str:
 def _tree(node: dict[str, Any]) -> str:
     d = node.get("decision")
     route = "not routed"
-    if d:
+    if d and d["status"] == "ambiguous" and node["status"] == "rejected":
+        # The decision names its best candidate, but that agent did not take the task.
+        top = [f"{a} ({p:.2f})" for a, p in (d.get("candidates") or [])[:2]]
+        route = "route: rejected: ambiguous" + (" between " + " and ".join(top) if top else "")
+    elif d:
         route = f"route: {d['status']} → {d['agent'] or 'none'} ({d['confidence']:.2f})"
         if d.get("candidates"):
             route += " · " + ", ".join(f"{a} {p:.2f}" for a, p in d["candidates"])
@@ -206,7 +210,7 @@ def _confusion(figure: Any, m: Metrics) -> Any:
     ax.imshow(grid, cmap="Blues")
     ax.set_xticks(range(n), labels=m.labels, rotation=35, ha="right")
     ax.set_yticks(range(n), labels=m.labels)
-    ax.set_xlabel("taken by")
+    ax.set_xlabel("got (the agent that took it, or why it was rejected)")
     ax.set_ylabel("expected")
     top = max(max(r) for r in grid) or 1
     for i, row in enumerate(grid):
