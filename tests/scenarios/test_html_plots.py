@@ -67,3 +67,32 @@ def test_no_calibration_error_is_claimed_from_too_few_steps() -> None:
     page = html_report(_report(enough))
     assert f"ECE on {MIN_CALIBRATION_STEPS} steps" in page and "not enough steps" not in page
     assert _reliability(Figure, m).axes[0].get_title().startswith(f"ECE {m.ece:.2f} on 50")
+
+
+def test_the_confusion_table_lists_pairs_when_the_matrix_would_not_fit() -> None:
+    import io
+
+    from rich.console import Console
+
+    from swarm.scenarios.views import ConfusionTable
+
+    agents = [f"agent_number_{i}" for i in range(8)]
+    steps = [_step(i, 10.0, 0.9, True) for i in range(8)]
+    for step, name in zip(steps, agents, strict=True):
+        step.expected = step.actual = name
+    steps[0].actual = agents[1]  # one step went to the wrong agent
+    m = Metrics.of(steps)
+
+    def render(width: int) -> str:
+        out = Console(file=io.StringIO(), width=width, color_system=None)
+        out.print(ConfusionTable(m))
+        text = out.file.getvalue()  # type: ignore[attr-defined]
+        assert all(len(line.rstrip()) <= width for line in text.splitlines())
+        return text
+
+    narrow = render(80)
+    assert "steps not routed as expected" in narrow
+    row = next(line for line in narrow.splitlines() if "agent_number_0" in line)
+    assert row.split("│")[1:4] == [" agent_number_0 ", " agent_number_1 ", "     1 "]
+    wide = render(200)
+    assert "expected ↓ / got →" in wide and all(a in wide for a in agents)
