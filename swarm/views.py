@@ -246,7 +246,9 @@ class FittedTable:
                 break
             if c.fold_into in shown and c.header in shown and len(shown) > 1:
                 del shown[c.header]
-                folded.setdefault(c.fold_into, []).append(c)
+                guests = folded.setdefault(c.fold_into, [])
+                guests.append(c)
+                guests.sort(key=self.columns.index)  # shown in the order they were declared
         for c in by_keep:  # then leave out what still does not fit
             if self._width(shown, folded) <= width:
                 break
