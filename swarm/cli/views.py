@@ -180,13 +180,18 @@ def feedback_outcome_view(outcome: Any) -> Group:
     return Group(*parts)
 
 
-def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> Table:
-    table = Table(title="router versions", show_edge=False)
-    table.add_column("")
-    table.add_column("version (created)", no_wrap=True)
-    table.add_column("from", no_wrap=True)
-    table.add_column("held-out acc.", justify="right")
-    table.add_column("promotion")
+VERSION_COLUMNS = (
+    Column("", keep=9),
+    Column("version (created)", keep=8),
+    Column("from", keep=2, fold_into="version (created)"),
+    Column("held-out acc.", keep=6, justify="right"),
+    Column("promotion", keep=5, wrap=True),
+)
+
+
+def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> FittedTable:
+    """The router versions, `*` on the serving one; at 80 columns the parent folds under each."""
+    rows: list[dict[str, str | Text]] = []
     for m in manifests:
         promotion = m.get("promotion")
         if promotion is None:
@@ -199,11 +204,15 @@ def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> 
                 f"{'promoted' if promotion['promoted'] else 'kept beside'} ({change:+.2f} pts)",
                 style="green" if promotion["promoted"] else "yellow",
             )
-        table.add_row(
-            "*" if m["version"] == serving else "",
-            Text(m["version"], style="bold" if m["version"] == serving else ""),
-            m.get("parent") or "-",
-            "-" if held_out is None else f"{held_out:.4f}",
-            verdict,
+        rows.append(
+            {
+                "": "*" if m["version"] == serving else "",
+                "version (created)": Text(
+                    m["version"], style="bold" if m["version"] == serving else ""
+                ),
+                "from": m.get("parent") or "-",
+                "held-out acc.": "-" if held_out is None else f"{held_out:.4f}",
+                "promotion": verdict,
+            }
         )
-    return table
+    return FittedTable("router versions", VERSION_COLUMNS, rows)

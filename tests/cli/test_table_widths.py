@@ -90,3 +90,20 @@ def test_columns_fold_then_go_lowest_keep_first_and_none_is_squeezed() -> None:
     assert headers(70) == [["id", "a"], ["b"]]  # c has no room even folded: left out
     assert headers(40) == [["id"]]
     assert "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" in " ".join(render(table, 40))
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_router_versions_table_shows_versions_whole(width: int) -> None:
+    from swarm.cli.views import versions_table
+
+    first, second = "20261130-115217-d27d43", "20261130-121502-9f00ab"
+    manifests = [
+        {"version": first, "metrics": {"heldout_accuracy": 0.91}},
+        {
+            "version": second, "parent": first,
+            "promotion": {"promoted": True, "before": {"accuracy": 0.91}, "after": {"accuracy": 0.93}},
+        },
+    ]  # fmt: skip
+    seen = words(render(versions_table(manifests, second), width))
+    assert {first, second, "0.9100", "0.9300", "promoted", "(+2.00", "*"} <= seen
+    assert {"version", "from", "held-out", "promotion"} <= seen
