@@ -97,13 +97,11 @@ def test_router_versions_table_shows_versions_whole(width: int) -> None:
     from swarm.cli.views import versions_table
 
     first, second = "20261130-115217-d27d43", "20261130-121502-9f00ab"
+    promotion = {"promoted": True, "before": {"accuracy": 0.91}, "after": {"accuracy": 0.93}}
     manifests = [
         {"version": first, "metrics": {"heldout_accuracy": 0.91}},
-        {
-            "version": second, "parent": first,
-            "promotion": {"promoted": True, "before": {"accuracy": 0.91}, "after": {"accuracy": 0.93}},
-        },
-    ]  # fmt: skip
+        {"version": second, "parent": first, "promotion": promotion},
+    ]
     seen = words(render(versions_table(manifests, second), width))
     assert {first, second, "0.9100", "0.9300", "promoted", "(+2.00", "*"} <= seen
     assert {"version", "from", "held-out", "promotion"} <= seen
