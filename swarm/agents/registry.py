@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from swarm.agents.base import Agent, check_agent
 from swarm.agents.pack import Pack, instantiate, load_pack, pack_from
 from swarm.errors import AgentDefinitionError, AgentNotFound, ConfigError
-from swarm.feedback import OUT_OF_SCOPE
+from swarm.models import OUT_OF_SCOPE
 
 __all__ = [
     "DEMO_ENTRY_POINT_GROUP",
