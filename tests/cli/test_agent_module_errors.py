@@ -126,7 +126,7 @@ def test_swarm_test_reports_a_broken_module_as_that_suite_not_run(project: Path)
 
 
 def test_import_errors_leave_nothing_half_imported(tmp_path: Path) -> None:
-    from swarm.agents.loading import import_agents_module
+    from swarm.agents.pack import import_agents_module
     from swarm.errors import AgentDefinitionError, ConfigError
 
     (tmp_path / "name_agents_x.py").write_text(textwrap.dedent(BROKEN["name_agents"][0]))
