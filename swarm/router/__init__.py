@@ -25,11 +25,12 @@ from swarm.router.encoders import (
     CachedEncoder,
     EmbeddingCache,
     Encoder,
-    NativeBertEncoder,
     SentenceTransformerEncoder,
     load_encoder,
+    register_encoder,
 )
 from swarm.router.feedback import learn_from_feedback
+from swarm.router.onnx import OnnxEncoder
 from swarm.router.router import ExampleBank, Neighbour, Router, RoutingPolicy
 
 __all__ = [
@@ -41,8 +42,8 @@ __all__ = [
     "Encoder",
     "ExampleBank",
     "LabelledExample",
-    "NativeBertEncoder",
     "Neighbour",
+    "OnnxEncoder",
     "Router",
     "RoutingPolicy",
     "SentenceTransformerEncoder",
@@ -55,6 +56,7 @@ __all__ = [
     "load_router",
     "load_serving_router",
     "read_labelled_file",
+    "register_encoder",
     "set_current",
 ]
 
