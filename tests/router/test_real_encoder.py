@@ -160,9 +160,13 @@ def test_real_router_routes_rejects_and_pins_its_variant(
         Router.load(folder, encoder=fp32)  # a head trained on int8 never serves on fp32
 
 
-def test_finetuned_encoder_ships_inside_the_artifact(int8: OnnxEncoder, tmp_path: Path) -> None:
+def test_finetuned_encoder_ships_inside_the_artifact(
+    int8: OnnxEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from swarm.router.model import HeadConfig
 
+    # The fine-tuned model's export goes to a cache of this test's own, not the machine's.
+    monkeypatch.setenv("SWARM_ENCODER_CACHE", str(tmp_path / "encoders"))
     data = TrainingData()
     data.add_pairs(
         [("my card has not arrived", "cards"), ("block my debit card", "cards")]
@@ -175,6 +179,8 @@ def test_finetuned_encoder_ships_inside_the_artifact(int8: OnnxEncoder, tmp_path
     assert isinstance(router.encoder, OnnxEncoder) and router.encoder.variant == "int8"
     folder = router.save(tmp_path / "models")
     assert (folder / "encoder" / "model.safetensors").is_file()
+    exports = sorted(p.name.split("-")[0] for p in (tmp_path / "encoders").glob("[!.]*-*"))
+    assert exports == ["fp32", "int8"]  # the tuned weights, exported once, int8 from fp32
     loaded = Router.load(folder)
     assert loaded.manifest["encoder"]["name"] == "artifact:encoder"
     assert loaded.encoder.fingerprint == router.encoder.fingerprint != int8.fingerprint
