@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +161,30 @@ def test_progress_is_reported_for_hits_and_misses(tmp_path: Path) -> None:
     enc.encode(["a", "b"], progress=seen.append)
     enc.encode(["a", "b", "c"], progress=seen.append)
     assert sum(seen) == 5
+
+
+@pytest.mark.slow
+def test_encoders_plug_in_by_entry_point(tmp_path: Path) -> None:
+    """A package declares `[swarm.encoders] NAME = module:factory`; a fresh process that never
+    imported it builds the encoder by name (so `hash:DIM` works once swarm is installed)."""
+    (tmp_path / "my_encoders.py").write_text(
+        "from swarm.testing.encoders import HashEncoder\n"
+        "def build(name):\n"
+        "    return HashEncoder(int(name.split(':')[1]), seed=9)\n"
+    )
+    dist = tmp_path / "my_encoders-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-encoders\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[swarm.encoders]\nmine = my_encoders:build\n")
+    code = (
+        "import sys\nfrom swarm.router import load_encoder\n"
+        "enc = load_encoder('mine:24')\n"
+        "print(enc.dimension, enc.seed, 'my_encoders' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(tmp_path)]))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["24", "9", "True"]
