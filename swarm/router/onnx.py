@@ -196,7 +196,13 @@ def export_onnx(
     model = target / "model.onnx"
     if model.is_file():
         return model
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the encoder cache {root} ({exc}); set SWARM_ENCODER_CACHE to a "
+            "writable folder"
+        ) from exc
     with _file_lock(root / f".{target.name}.lock"):
         if model.is_file():  # another process finished while this one waited
             return model
@@ -224,6 +230,8 @@ def export_onnx(
                 "seconds": round(time.monotonic() - started, 1),
             }
             (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            if model.is_file():  # exported meanwhile by a process that could not take the lock
+                return model
             if target.exists():  # a folder left without its model (removed by hand): replace it
                 shutil.rmtree(target)
             os.replace(work, target)
@@ -235,7 +243,7 @@ def export_onnx(
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (POSIX flock). Without fcntl the atomic rename alone keeps the
-    cache whole; two processes may then both export and the second rename fails harmlessly."""
+    cache whole; two processes may then both export, and the later one keeps the first's."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -283,9 +291,12 @@ def _export_fp32(folder: Path, out: Path) -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    bert = BertModel.from_pretrained(
-        str(folder), add_pooling_layer=False, attn_implementation="eager"
-    )
+    try:
+        bert = BertModel.from_pretrained(
+            str(folder), add_pooling_layer=False, attn_implementation="eager"
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{folder}: cannot load the weights to export them ({exc})") from exc
     module = SentenceEmbedding(bert).eval()
     # A padded sample: the traced graph must take the masked path, not the all-ones shortcut.
     ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 102], [101, 7592, 102, 0, 0, 0, 0]])
