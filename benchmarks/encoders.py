@@ -156,7 +156,7 @@ def lr_accuracy(name: str, cache: Path) -> tuple[float, float | None]:
     train_e, test_e = enc.encode(train_x), enc.encode(test_x)
     log(f"  {name}: embeddings in {time.perf_counter() - started:.0f} s (cached after the first)")
     alone = np.concatenate([base.encode([t]) for t in test_x]) if name == "onnx-int8" else None
-    with threadpool_limits(limits=2):
+    with threadpool_limits(limits=1):  # one BLAS thread: the same fit on every run
         model = LogisticRegression(C=10.0, max_iter=2000).fit(train_e, train_y)
         accuracy = float(np.mean(model.predict(test_e) == np.array(test_y)) * 100)
         if alone is None:
