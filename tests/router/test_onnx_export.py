@@ -138,3 +138,24 @@ def test_load_encoder_serves_bert_folders_on_onnx(
     assert load_encoder(f"{tiny}@onnx-fp32").name == f"{tiny}@onnx-fp32"
     st = load_encoder(f"{tiny}@sentence-transformers")
     assert not isinstance(st, OnnxEncoder) and st.name == f"{tiny}@sentence-transformers"
+
+
+def test_export_without_torch_is_a_clear_config_error(tiny: Path, tmp_path: Path) -> None:
+    """Serving never needs torch, the one-time export does: without it, say so (no traceback)."""
+    code = (
+        "import sys\nsys.modules['torch'] = None  # as if torch were not installed\n"
+        "from swarm.errors import ConfigError\nfrom swarm.router.encoders import load_encoder\n"
+        "try:\n    load_encoder(sys.argv[1])\n"
+        "except ConfigError as exc:\n    print(exc)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SWARM_ENCODER_CACHE=str(tmp_path / "empty"))
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tiny)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "needs torch and transformers, once per machine" in result.stdout
+    assert not [p for p in (tmp_path / "empty").iterdir() if p.is_dir() and p.name != "sources"]
