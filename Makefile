@@ -10,11 +10,13 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 # torch first, pinned: its CPU wheel lies on the machine, and an unpinned torch pulls a CUDA build.
-$(STAMP): pyproject.toml
+# Then the framework, then the example packs (their own distribution, found by entry points).
+$(STAMP): pyproject.toml examples/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -e examples
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,9 +35,11 @@ test: $(STAMP) llm-server
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# ruff, mypy, and the import contracts of ARCHITECTURE.md (tests/test_layers.py runs them too).
 lint: $(STAMP)
-	$(BIN)/ruff check swarm tests benchmarks
+	$(BIN)/ruff check swarm tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scheduler.py

@@ -1,5 +1,6 @@
 """Routing accuracy per agent of the bank router on BANKING77's 3,080 test rows (CC-BY-4.0, never
-used in training), each intent mapped to its agent by swarm.agents.bank.intents.
+used in training), each intent mapped to its agent by swarm_examples.bank.intents (the examples
+distribution: `pip install -e examples`).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bank_routing.py [--models DIR]
 
@@ -24,18 +25,27 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
-from swarm.agents.bank.intents import INTENT_TO_AGENT, banking77_rows  # noqa: E402
-from swarm.agents.bank.training import ensure_bank_router  # noqa: E402
+from swarm.agents import AgentRegistry  # noqa: E402
+from swarm.paths import DEFAULT_MODELS_DIR  # noqa: E402
+from swarm.router import TrainingData, ensure_router  # noqa: E402
+from swarm_examples.bank import PACK  # noqa: E402
+from swarm_examples.bank.intents import INTENT_TO_AGENT, banking77_rows  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", default="storage/models/bank", help="bank router folder")
+    parser.add_argument(
+        "--models", default=f"{DEFAULT_MODELS_DIR}/{PACK.name}", help="bank router folder"
+    )
     args = parser.parse_args()
     from rich.console import Console
 
     err = Console(stderr=True)
-    router = ensure_bank_router(args.models, console=err)
+    registry = AgentRegistry()
+    registry.add_pack(PACK)
+    training = TrainingData()
+    training.add_pairs(PACK.training_rows(), f"{PACK.name} training data")
+    router = ensure_router(registry, args.models, training=training, console=err)
     rows = banking77_rows("test")
     texts = [t for t, _ in rows]
     expected = [INTENT_TO_AGENT[i] for _, i in rows]

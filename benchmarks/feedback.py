@@ -6,7 +6,7 @@ A 10-shot router (770 examples) serves. Training-set requests it never saw strea
 simulated user judges each routing against the true intent. Run 1 ("bandit"): the user only says
 good or bad. Run 2 ("corrections"): when the router is wrong, the user names the right intent
 instead of saying bad, `--correct-share` of the time; good/bad on the rest. Every `--every`
-events, `learn_from_feedback` learns from all the feedback so far (the replay of stored
+events, `swarm.router.learn.learn` learns from all the feedback so far (the replay of stored
 decisions), starting from the serving router, and its gate promotes the result only if accuracy
 on a held-out slice of the training set (`--held-out` rows, never streamed) is not worse by more
 than `--tolerance`. Test accuracy (3,080 rows) is measured after each update.
@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 from router import accuracy_on_embeddings, few_shot, log, read  # noqa: E402  (benchmarks/router.py)
 
 from swarm.router import CachedEncoder, Router, TrainingData, load_encoder  # noqa: E402
-from swarm.router.feedback import BanditConfig, learn_from_feedback  # noqa: E402
+from swarm.router.feedback import BanditConfig  # noqa: E402
+from swarm.router.learn import HeldOut, learn  # noqa: E402
 from swarm.router.train import TrainConfig, train_router  # noqa: E402
 
 FIGURE = Path(__file__).resolve().parent / "figures" / "feedback_curve.png"
@@ -69,8 +70,13 @@ def simulate(
             else:
                 row["kind"] = "good" if decision.agent == intent else "bad"
             rows.append(row)
-        outcome = learn_from_feedback(
-            serving, rows, held_out, tolerance=args.tolerance, config=config
+        outcome = learn(
+            None,
+            base=serving,
+            feedback_rows=rows,
+            held_out=HeldOut.of("banking77 held-out", held_out),
+            tolerance=args.tolerance,
+            bandit=config,
         )
         before = curve[-1][1]
         if outcome.gate.promoted:

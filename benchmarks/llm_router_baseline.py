@@ -23,7 +23,7 @@ from typing import Any
 
 from swarm.llm import LLM, EndpointConfig, json_format
 
-DATA = Path(__file__).resolve().parent.parent / "swarm" / "data" / "banking77"
+DATA = Path(__file__).resolve().parents[1] / "examples" / "swarm_examples" / "bank" / "banking77"
 
 
 def read_rows(path: Path) -> list[tuple[str, str]]:

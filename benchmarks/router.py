@@ -38,7 +38,7 @@ from swarm.router.calibration import softmax  # noqa: E402
 from swarm.router.metrics import score_decisions  # noqa: E402
 from swarm.router.train import TrainConfig, train_router  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent / "swarm" / "data" / "banking77"
+DATA = Path(__file__).resolve().parents[1] / "examples" / "swarm_examples" / "bank" / "banking77"
 SEEDS = (0, 1, 2, 3, 4)
 
 

@@ -2,6 +2,10 @@
 SQLite trace store on, beside the same workload through LangGraph. Last line: one JSON object.
 
     python benchmarks/scheduler.py [--tasks 50000] [--repeat 3] [--langgraph-tasks 3000]
+
+Besides wall-clock rates it reports this process's CPU time per untraced task: on a machine other
+jobs share, that figure moves much less than the rates do, so it is the one to compare across
+versions (run the script with PYTHONPATH pointing at each, interleaved).
 """
 
 from __future__ import annotations
@@ -31,16 +35,17 @@ async def noop(task, ctx):
 ROUTER = FakeRouter(default="noop")
 
 
-async def throughput(n: int, db: str | None) -> float:
-    """Tasks per second from the first submit until every result (and row) is in."""
+async def throughput(n: int, db: str | None) -> tuple[float, float]:
+    """Tasks per second from the first submit until every result (and row) is in, and this
+    process's CPU µs per task over the same span."""
     swarm = Swarm([noop], router=ROUTER, db=db)
     await swarm.start()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     handles = [await swarm.submit("route me") for _ in range(n)]
     for h in handles:
         await h
     await swarm.close()  # traced: includes writing the last rows
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e6
 
 
 async def overhead_us(n: int) -> tuple[float, float]:
@@ -134,12 +139,14 @@ def main() -> None:
         print(json.dumps(asyncio.run(queued(args.queued))))
         return
 
-    untraced, traced = [], []
+    untraced, traced, cpu_us = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
-            untraced.append(asyncio.run(throughput(args.tasks, None)))
+            rate, cpu = asyncio.run(throughput(args.tasks, None))
+            untraced.append(rate)
+            cpu_us.append(cpu)
             url = f"sqlite:///{Path(tmp) / f'bench{i}.db'}"
-            traced.append(asyncio.run(throughput(args.tasks, url)))
+            traced.append(asyncio.run(throughput(args.tasks, url))[0])
             with TraceStore(url) as store:  # every task and span really is there
                 assert store.count("tasks") == args.tasks and store.count("spans") == args.tasks
             print(f"run {i + 1}: untraced {untraced[-1]:,.0f}/s  traced {traced[-1]:,.0f}/s")
@@ -156,6 +163,7 @@ def main() -> None:
         "repeat": args.repeat,
         "tasks_per_s_untraced": round(statistics.median(untraced)),
         "tasks_per_s_traced": round(statistics.median(traced)),
+        "cpu_us_per_task_untraced": round(min(cpu_us), 1),
         "p50_overhead_us": round(p50, 1),
         "p99_overhead_us": round(p99, 1),
         **mem,

@@ -35,7 +35,7 @@ from swarm.errors import (
 )
 
 if TYPE_CHECKING:
-    from swarm.agents import Agent, AgentRegistry, agent
+    from swarm.agents import Agent, AgentRegistry, Pack, agent
     from swarm.clock import Clock, SystemClock
     from swarm.context import Context, Span
     from swarm.feedback import FeedbackRecord, record_feedback
@@ -88,6 +88,7 @@ _LAZY = {
     "LLM": "swarm.llm",
     "LLMAgent": "swarm.llm",
     "Message": "swarm.llm",
+    "Pack": "swarm.agents",
     "RecordingBackend": "swarm.llm",
     "ReplayBackend": "swarm.llm",
     "Result": "swarm.models",
@@ -153,6 +154,7 @@ __all__ = [
     "LLMAgent",
     "LLMStatusError",
     "Message",
+    "Pack",
     "QueueFull",
     "RecordingBackend",
     "ReplayBackend",

@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-__all__ = ["Clock", "SystemClock", "VirtualClock"]
+__all__ = ["Clock", "SystemClock", "Timer", "VirtualClock"]
+
+
+class Timer(Protocol):
+    """A callback scheduled on a clock; `asyncio.TimerHandle` is one."""
+
+    def cancel(self) -> None: ...
 
 
 class Clock(Protocol):
@@ -22,6 +28,10 @@ class Clock(Protocol):
         ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Call `callback()` on the event loop once the clock reaches `when`."""
+        ...
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[None]:
         """An async context manager that raises TimeoutError if its body runs past `when`."""
@@ -36,6 +46,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_at(when, callback)
 
     def timeout_at(self, when: float | None) -> _Deadline:
         return _Deadline(when)
@@ -108,6 +121,9 @@ class VirtualClock:
         finally:
             timer[3] = False
 
+    def call_at(self, when: float, callback: Callable[[], None]) -> _VirtualTimer:
+        return _VirtualTimer(self._schedule(when, callback))
+
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[None]:
         return self._timeout_at(when)
 
@@ -165,3 +181,13 @@ class VirtualClock:
             when, _, callback, _ = heapq.heappop(self._timers)
             self._now = max(self._now, when)
             callback()
+
+
+class _VirtualTimer:
+    __slots__ = ("_timer",)
+
+    def __init__(self, timer: list) -> None:
+        self._timer = timer
+
+    def cancel(self) -> None:
+        self._timer[3] = False  # skipped, not jumped to

@@ -12,12 +12,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from swarm.failure import exception_record
 from swarm.models import Result, Task, new_id
 
 if TYPE_CHECKING:
     from swarm.clock import Clock
 
-__all__ = ["Context", "Span", "SpanKind", "SpanSink"]
+__all__ = ["TOOL_REPLAY_SERVICE", "Context", "Span", "SpanKind", "SpanSink"]
+
+TOOL_REPLAY_SERVICE = "swarm.tool_replay"
+"""The `services` key `Context.tool` looks under for a replay (`swarm.scenarios.ToolReplay`)."""
 
 SpanKind = Literal["agent", "tool", "llm", "route", "delegate"]
 
@@ -135,6 +139,8 @@ class Context:
         except BaseException as exc:
             span.status = "cancelled" if _is_cancel(exc) else "error"
             span.error = f"{type(exc).__name__}: {exc}"
+            if span.status == "error":  # so a replay raises the same class (swarm.failure)
+                span.attributes["exception"] = exception_record(exc)
             raise
         finally:
             _current_span.reset(token)
@@ -145,12 +151,12 @@ class Context:
     async def tool(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         """Call `fn(**kwargs)` (sync or async) in a `tool` span that keeps arguments and output.
 
-        A replay puts an object under `services["swarm.tool_replay"]`
+        A replay puts an object under `services[TOOL_REPLAY_SERVICE]`
         (`swarm.scenarios.ToolReplay`): it serves the recorded output instead of calling `fn`.
         """
         name = str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))
         async with self.span("tool", name, arguments=_jsonable(kwargs)) as span:
-            replay = self.services.get("swarm.tool_replay")
+            replay = self.services.get(TOOL_REPLAY_SERVICE)
             if replay is not None:
                 out, replayed = await replay.serve(
                     self.task, name, span.attributes["arguments"], lambda: fn(**kwargs)

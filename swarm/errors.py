@@ -20,6 +20,7 @@ SwarmError
     │   ├── LLMStatusError     the LLM endpoint answered 4xx/5xx (`.status_code`), after retries
     │   ├── ReplayMissing      a replayed run made an LLM request that has no recording
     │   └── ToolError          a tool refused its arguments (a guard) or could not finish
+    │       └── ReplayedError  a recorded failure whose own class could not be rebuilt
     └── StoreError             the trace store could not be written or read
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "LLMStatusError",
     "QueueFull",
     "ReplayMissing",
+    "ReplayedError",
     "Retryable",
     "RoutingRefused",
     "RunError",
@@ -139,5 +141,15 @@ class ToolError(BackendError):
     """A tool refused its arguments or failed; an `LLMAgent` shows the message to the model."""
 
 
+class ReplayedError(ToolError):
+    """A failure served back by a replay whose recorded class could not be rebuilt here;
+    `original` names that class (`module:qualname`), and the message is the recorded one."""
+
+    def __init__(self, message: str, *, original: str = "") -> None:
+        super().__init__(message)
+        self.original = original
+
+
 class StoreError(RunError):
     pass
+

@@ -10,14 +10,12 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from swarm.errors import ConfigError
+from swarm.models import OUT_OF_SCOPE
 
 if TYPE_CHECKING:
     from swarm.trace import TraceStore
 
 __all__ = ["OUT_OF_SCOPE", "VERDICTS", "FeedbackRecord", "check_agent_name", "record_feedback"]
-
-OUT_OF_SCOPE = "oos"
-"""The label a correction names when no agent should have taken the task."""
 
 VERDICTS = ("good", "bad", "correction")
 

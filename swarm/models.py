@@ -11,19 +11,46 @@ import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Decision", "Handoff", "Result", "Task", "TaskStatus", "new_id"]
+__all__ = [
+    "OUT_OF_SCOPE",
+    "SHORT_ID_LENGTH",
+    "Decision",
+    "Handoff",
+    "Result",
+    "RouterLike",
+    "Task",
+    "TaskStatus",
+    "new_id",
+    "short_id",
+]
+
+OUT_OF_SCOPE = "oos"
+"""The label for "no agent should take this text": in training data, feedback and corrections.
+Defined here, below every room that uses it (`swarm.feedback` re-exports it)."""
 
 
 def new_id() -> str:
     """A 26-character id that sorts by creation time (ms) and is random after that.
 
-    Time-ordered ids keep the trace store's primary-key index append-mostly.
+    Time-ordered ids keep the trace store's primary-key index append-mostly. So the ids of one
+    run share their first characters, and what tells them apart is the end: people see and type
+    `short_id`, which the store resolves (`TraceStore.task`).
     """
     return f"{time.time_ns() // 1_000_000:012x}{_bits(56):014x}"
+
+
+SHORT_ID_LENGTH = 8
+"""Characters of the random end an id is shown by: 32 bits, distinct among 10,000 tasks with
+odds of about 99 in 100 (the store answers an ambiguous one with the candidates)."""
+
+
+def short_id(task_id: str) -> str:
+    """The id as people see it in the console: its last `SHORT_ID_LENGTH` characters."""
+    return task_id[-SHORT_ID_LENGTH:]
 
 
 # A seeded PRNG, not os.urandom: ids are made per task and span on the hot path (0.3 µs vs 3 µs).
@@ -100,6 +127,9 @@ class Decision:
     version: str = ""
     latency_ms: float = 0.0
     status: Literal["routed", "out_of_scope", "ambiguous", "forced"] = "routed"
+    second_opinion: dict[str, Any] | None = None
+    """When an LLM was asked (`swarm.router.second_opinion`): the router's own decision, the
+    LLM's choice, whether it changed the answer, or the error that kept the router's."""
 
     @property
     def out_of_scope(self) -> bool:
@@ -129,6 +159,7 @@ class Decision:
             "version": self.version,
             "latency_ms": self.latency_ms,
             "status": self.status,
+            **({"second_opinion": self.second_opinion} if self.second_opinion else {}),
         }
 
 
@@ -143,3 +174,19 @@ class Handoff:
 
 
 Result.model_rebuild()
+
+
+@runtime_checkable
+class RouterLike(Protocol):
+    """What every caller uses of a router: `swarm.router.Router` is one, `swarm.testing.FakeRouter`
+    another. Here, below the scheduler and the router, so that both can name it."""
+
+    version: str
+    """Names the model that decides; recorded with each run and decision."""
+    blocking: bool
+    """True: `route` does real work (the scheduler calls it in a worker thread); False: it is
+    cheap enough to call on the event loop."""
+
+    def route(self, texts: list[str]) -> list[Decision]:
+        """One decision per text, in order."""
+        ...

@@ -25,9 +25,10 @@ class Swarm:
     """Wires a registry, a router, a trace store and a scheduler together for one run.
 
     - `agents`: agents or agent classes, an `AgentRegistry`, or a module path (`"mypkg.agents"`).
-    - `router`: anything with `route(texts) -> list[Decision]`; default: the serving trained router
+    - `router`: a `RouterLike` (`route`, `version`, `blocking`); default: the serving trained router
       under `storage/models` for exactly these agents.
     - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
+    - `otel`: an OTLP/HTTP endpoint or a `swarm.otel.OtelExport`; default `$SWARM_OTEL_ENDPOINT`.
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
     """
 
@@ -43,6 +44,7 @@ class Swarm:
         run_kind: str = "run",
         run_meta: dict[str, Any] | None = None,
         models_dir: str = "storage/models",
+        otel: Any = None,
         **options: Any,
     ) -> None:
         if isinstance(agents, AgentRegistry):
@@ -61,13 +63,16 @@ class Swarm:
         self._db = db
         self.store: TraceStore | None = None
         self._owns_store = False
-        self.llm = llm
+        self.llm = _llm_client(llm)
         self.services = services or {}
         self.clock = clock
         self.run_kind = run_kind
         self.run_meta = run_meta or {}
         self.models_dir = models_dir
         self.options = options
+        self._otel_config = otel
+        self._otel: Any = None  # the live OtelExport, from start() on
+        self._owns_otel = False
         self.run_id: str | None = None
         self._scheduler: Scheduler | None = None
 
@@ -92,33 +97,51 @@ class Swarm:
                 kind=self.run_kind,
                 agents=self._agents_spec or self.run_meta.get("agents"),
                 router=self.run_meta.get("router"),
-                router_version=getattr(self.router, "version", None),
+                router_version=self.router.version,
                 meta=self.run_meta,
             )
             # The run row is durable, and the writer (a process for SQLite files) is up before
             # the first task: its start-up is not charged to that task's latency.
             await self.store.flush()
+        from swarm.otel import OtelExport
+
+        # An export made here (from a URL or the environment) is shut down by `close`.
+        config = self._otel_config
+        self._owns_otel = not isinstance(config, OtelExport)
+        self._otel = OtelExport(config) if isinstance(config, str) else config
+        if self._otel is None:
+            self._otel = OtelExport.from_env()
         self._scheduler = Scheduler(
             self.registry,
             self.router,
-            store=self.store,
+            store=self._otel.sink(self.store) if self._otel is not None else self.store,
             clock=self.clock,
             llm=self.llm,
             services=self.services,
             run_id=self.run_id,
             **self.options,
         )
+        await self._scheduler.start()
 
     async def close(self, *, drain: bool = True, grace: float = 10.0) -> None:
-        if self._scheduler is not None:
-            await self._scheduler.close(drain=drain, grace=grace)
-            self._scheduler = None
-        if self.store is not None and self.run_id is not None:
-            self.store.finish_run(self.run_id)
-        if self.store is not None and self._owns_store:
-            await asyncio.to_thread(self.store.close)
-        elif self.store is not None:
-            await self.store.flush()
+        """Stop the scheduler, then close the store this swarm opened (or flush the one it was
+        given). Raises `StoreError` at the end if trace rows could not be stored."""
+        try:
+            if self._scheduler is not None:
+                try:
+                    await self._scheduler.close(drain=drain, grace=grace)
+                finally:
+                    self._scheduler = None
+            if self._otel is not None:
+                otel, self._otel = self._otel, None
+                await asyncio.to_thread(otel.shutdown if self._owns_otel else otel.flush)
+        finally:
+            if self.store is not None and self.run_id is not None and not self.store.closed:
+                self.store.finish_run(self.run_id)
+            if self.store is not None and self._owns_store:
+                await asyncio.to_thread(self.store.close)
+            elif self.store is not None:
+                await self.store.flush()
 
     @property
     def scheduler(self) -> Scheduler:
@@ -172,3 +195,13 @@ class Swarm:
         from swarm.router import load_serving_router  # lazy: torch and the encoder are heavy
 
         return load_serving_router(self.models_dir, registry=self.registry)
+
+
+def _llm_client(llm: Any) -> Any:
+    """A bare LLM backend (`Swarm(llm=ScriptedLLM([...]))`) wrapped in the `LLM` client, whose
+    `bind` gives each task a recording view. Imported only when a swarm is given an LLM."""
+    if llm is None:
+        return None
+    from swarm.llm import LLM, LLMBackend
+
+    return LLM(llm) if isinstance(llm, LLMBackend) and not isinstance(llm, LLM) else llm

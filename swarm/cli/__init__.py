@@ -25,7 +25,7 @@ from swarm.cli.common import (
     make_console,
     registry_for,
 )
-from swarm.errors import SwarmError, TaskNotFound
+from swarm.errors import StoreError, SwarmError, TaskNotFound
 
 __all__ = ["load_router", "llm_from_env", "main", "registry_for"]
 
@@ -50,6 +50,10 @@ def main() -> None:
     # Deterministic, quiet CPU inference: see BENCHMARKS.md on threads.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for stream in (sys.stdout, sys.stderr):
+        # Text an agent returned may hold a lone surrogate (half an emoji): print it escaped.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _json_out(obj: Any) -> None:
@@ -111,10 +115,19 @@ def run(
         run_meta={"router": router_spec, "agents": agents_spec},
     )
 
+    store_error: list[StoreError] = []
+
     async def go() -> list[Any]:
-        async with swarm:
-            handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
-            return [await h for h in handles]
+        results: list[Any] = []
+        try:
+            async with swarm:
+                handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
+                results = [await h for h in handles]
+        except StoreError as exc:  # the tasks ran; their trace is incomplete: show both
+            if not results:
+                raise
+            store_error.append(exc)
+        return results
 
     results = asyncio.run(go())
     if as_json:
@@ -126,6 +139,8 @@ def run(
                 out.print(DecisionView(r.decision))
             out.print(ResultView(r))
         out.print(f"[grey50]run {swarm.run_id} · `swarm traces show TASK_ID` for a trace[/grey50]")
+    if store_error:
+        raise store_error[0]  # one red line, exit 2
     if any(not r.ok for r in results):
         sys.exit(1)
 
@@ -146,7 +161,9 @@ class _NoRouter:
 @main.group(invoke_without_command=True)
 @DB_OPTION
 @click.option("--limit", default=20, show_default=True)
-@click.option("--run", "run_id", default=None, help="Only this run's tasks.")
+@click.option(
+    "--run", "run_id", default=None, help="Only this run's tasks (the end of its id will do)."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json: bool) -> None:
@@ -159,6 +176,8 @@ def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json:
 
     with TraceStore(db) as store:
         runs = store.runs(limit=limit)
+        if run_id is not None:
+            run_id = str(store.find_run(run_id)["id"])  # a part of the id will do
         tasks = store.tasks(run_id=run_id, roots_only=True, limit=limit)
     if as_json:
         _json_out({"runs": runs, "tasks": tasks})
@@ -175,15 +194,20 @@ def traces(ctx: click.Context, db: str, limit: int, run_id: str | None, as_json:
 @click.pass_context
 def traces_show(ctx: click.Context, task_id: str, db: str | None, as_json: bool) -> None:
     """The tree of TASK_ID (a unique prefix will do): routing decision, spans, child tasks."""
+    from swarm.cli.usage import usage_line
     from swarm.cli.views import TaskTree
     from swarm.trace import TraceStore
+    from swarm.usage import PriceTable, tree_usage
 
     with TraceStore(db or ctx.obj["db"]) as store:
         tree = store.task_tree(task_id)
+    tokens = tree_usage(tree, PriceTable.from_env())
     if as_json or ctx.obj["as_json"]:
-        _json_out(tree)
+        _json_out({**tree, "usage": tokens.to_json()})
     else:
         console().print(TaskTree(tree))
+        if tokens.calls:
+            console().print(usage_line(tokens, label="tokens (with child tasks)"))
 
 
 # ---- resume ----------------------------------------------------------------------------------
@@ -194,21 +218,44 @@ def traces_show(ctx: click.Context, task_id: str, db: str | None, as_json: bool)
 @click.option("--agents", "agents_spec", default=None, help="Default: the module the run used.")
 @click.option("--router", "router_spec", default=None, help="Default: the router the run used.")
 @MODELS_OPTION
+@click.option(
+    "--force", is_flag=True, help="Also take the tasks of runs whose process is still alive."
+)
 @click.option("--json", "as_json", is_flag=True)
 def resume(
-    db: str, agents_spec: str | None, router_spec: str | None, models_dir: str, as_json: bool
+    db: str,
+    agents_spec: str | None,
+    router_spec: str | None,
+    models_dir: str,
+    force: bool,
+    as_json: bool,
 ) -> None:
-    """Run again every task a killed process left queued or running (finished ones never rerun)."""
+    """Run again every task a killed process left queued or running (finished ones never rerun).
+
+    The tasks of a run whose process is still alive are left to it (run twice, their side effects
+    would happen twice); `--force` takes them anyway."""
     from swarm.agents import AgentRegistry
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
     from swarm.trace import TraceStore
+    from swarm.trace.owner import describe_owner
 
     out = console()
     importable_cwd()
     store = TraceStore(db)
     try:
         rows = store.unfinished_tasks()
+        live: dict[str, dict[str, Any]] = {}
+        for run_id in {r["run_id"] for r in rows if r["run_id"]}:
+            owner = None if force else store.live_owner(run_id)
+            if owner is not None:
+                live[run_id] = owner
+        rows = [r for r in rows if r["run_id"] not in live]
+        for run_id, owner in sorted(live.items()):
+            Console(stderr=True, highlight=False).print(
+                f"[yellow]run {run_id} is still running ({describe_owner(owner)}): its unfinished "
+                "tasks are left to it; `swarm resume --force` takes them anyway[/yellow]"
+            )
         roots = [r for r in rows if r["parent_id"] is None]
         # A child is made again by its parent when the parent reruns; the old one is superseded.
         orphans = [r["id"] for r in rows if r["parent_id"] is not None]
@@ -265,19 +312,21 @@ def resume(
     finally:
         store.close()
     if as_json:
-        _json_out({"runs": summary, "superseded_children": len(orphans)})
+        _json_out({"runs": summary, "superseded_children": len(orphans), "live_runs": live})
         return
-    if not summary:
+    if not summary and not live:
         out.print("nothing to resume: every task in the store is finished")
     for s in summary:
         out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")
 
 
+from swarm.cli.console_command import console_command as _console  # noqa: E402
 from swarm.cli.demo import demo as _demo  # noqa: E402
 from swarm.cli.feedback import feedback as _feedback  # noqa: E402
+from swarm.cli.mcp import mcp as _mcp  # noqa: E402
 from swarm.cli.router import router as _router_group  # noqa: E402
 from swarm.cli.scenarios import COMMANDS as _scenario_commands  # noqa: E402
-from swarm.console.command import console_command as _console  # noqa: E402
+from swarm.cli.usage import usage as _usage  # noqa: E402
 
-for _command in (_demo, _feedback, _router_group, _console, *_scenario_commands):
+for _command in (_demo, _feedback, _mcp, _router_group, _console, _usage, *_scenario_commands):
     main.add_command(_command)

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 from rich.console import Console
 
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.trace import DEFAULT_DB_URL
+from swarm.views import progress_bars
 
 __all__ = [
     "DB_OPTION",
@@ -43,7 +44,7 @@ ROUTER_OPTION = click.option(
 )
 MODELS_OPTION = click.option(
     "--models-dir",
-    default="storage/models",
+    default=DEFAULT_MODELS_DIR,
     show_default=True,
     help="Where trained router versions live.",
 )
@@ -74,19 +75,21 @@ def registry_for(agents_spec: str | None) -> Any:
     return registry
 
 
-def load_router(spec: str, registry: Any, models_dir: str, out: Console) -> Any:
-    """The router a command asked for: `keyword`, an artifact folder, or `auto`."""
+def load_router(
+    spec: str,
+    registry: Any,
+    models_dir: str,
+    out: Console,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> Any:
+    """The router a command asked for: `keyword`, an artifact folder, or `auto` (the trained
+    router for these agents and their packs' data, trained on first use)."""
+    from swarm.scenarios.runner import default_router_factory
+
+    learned = default_router_factory(models_dir, console=out, progress=progress)(spec, registry)
     if spec == "keyword":
-        from swarm.testing import KeywordRouter
-
-        return KeywordRouter(registry)
-    from swarm import router as routing
-
-    if spec == "auto":
-        if registry.router_for is not None:  # the pack knows how it is trained
-            return registry.router_for(registry, models_dir, console=out)
-        return routing.ensure_router(registry, models_dir, console=out)
-    return routing.load_router(spec, registry=registry)
+        return learned
+    return second_opinion_from_env(learned, registry=registry)  # off unless SWARM_ROUTER_LLM=1
 
 
 def llm_from_env() -> Any:
@@ -96,30 +99,41 @@ def llm_from_env() -> Any:
     from swarm.llm import LLM
 
     return LLM.from_env()
+ENABLE_ENV = "SWARM_ROUTER_LLM"
+"""Set to 1 to ask the LLM that `SWARM_LLM_BASE_URL` (…) configures when the router is unsure."""
 
 
-@contextmanager
-def progress_bars(
-    console: Console, enabled: bool = True
-) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
-    """A factory of transient rich bars (for encoding and training), or None when bars would only
-    clutter: JSON output, or not a terminal."""
-    if not enabled or not console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def second_opinion_from_env(
+    router: Any, *, registry: Any = None, environ: Mapping[str, str] | None = None
+) -> Any:
+    """`router` wrapped in a SecondOpinionRouter when `SWARM_ROUTER_LLM` is 1 (or true/yes),
+    else `router` itself: off by default. `SWARM_ROUTER_LLM_BELOW` sets the confidence under
+    which it asks, `SWARM_ROUTER_LLM_STYLE` the `response_format` spelling ("llama.cpp" for
+    llama-cpp-python servers). Raises ConfigError when it is on but no endpoint is configured."""
+    from swarm.errors import ConfigError
+    from swarm.router.second_opinion import SecondOpinionRouter
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bars:
+    env = os.environ if environ is None else environ
+    if env.get(ENABLE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return router
+    if not env.get("SWARM_LLM_BASE_URL"):
+        raise ConfigError(f"{ENABLE_ENV} is set but no LLM endpoint is: set SWARM_LLM_BASE_URL")
+    from swarm.llm import LLM
 
-        def make(description: str, total: int) -> Callable[[int], None]:
-            task = bars.add_task(description, total=total)
-            return lambda n: bars.advance(task, n)
+    style = env.get(f"{ENABLE_ENV}_STYLE", "openai")
+    if style not in ("openai", "llama.cpp"):
+        raise ConfigError(f"{ENABLE_ENV}_STYLE must be openai or llama.cpp, got {style!r}")
+    try:
+        below = float(env.get(f"{ENABLE_ENV}_BELOW", "0.6"))
+    except ValueError:
+        raise ConfigError(f"{ENABLE_ENV}_BELOW must be a number") from None
+    descriptions = {a.name: a.description for a in registry} if registry is not None else None
+    return SecondOpinionRouter(
+        router,
+        LLM.from_env(env),
+        below=below,
+        descriptions=descriptions,
+        style=style,  # type: ignore[arg-type]
+    )
 
-        yield make
+

@@ -8,13 +8,25 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 
-from swarm.cli.common import MODELS_OPTION, importable_cwd, make_console, progress_bars
+from swarm.cli.common import (
+    ENABLE_ENV,
+    MODELS_OPTION,
+    importable_cwd,
+    make_console,
+    progress_bars,
+    second_opinion_from_env,
+)
 from swarm.errors import DataError, SwarmError
 from swarm.trace import DEFAULT_DB_URL
 
 MODELS_DIR = "storage/models"
+# As swarm.router.data.CONFLICT_POLICIES and swarm.router.learn.MIN_HELD_OUT (a test checks):
+# importing swarm.router here would load numpy for `swarm --help`.
+CONFLICT_POLICIES = ("error", "first", "last", "drop")
+MIN_HELD_OUT = 20
 
 
 def _json_line(obj: Any) -> None:
@@ -47,14 +59,14 @@ def router() -> None:
 @click.option(
     "--feedback-db",
     default=None,
-    help="Retrain from scratch, adding this trace store's labelled feedback to the data.",
+    help="Train a new router, adding this trace store's labelled feedback to the data.",
 )
 @click.option(
     "--feedback",
     "from_feedback",
     is_flag=True,
     help="Learn from the feedback in --db on top of the serving router (corrections as labelled "
-    "examples, good/bad as a bandit update); promote it only if held-out accuracy holds.",
+    "examples, good/bad as a bandit update) instead of training a new one.",
 )
 @click.option(
     "--db",
@@ -66,21 +78,29 @@ def router() -> None:
     "--eval",
     "eval_files",
     multiple=True,
-    help="With --feedback: labelled held-out file for the promotion gate; repeatable.",
+    help="Labelled held-out file for the promotion gate (never trained on); repeatable.",
 )
 @click.option(
     "--suite",
     "suites",
     multiple=True,
-    help="With --feedback: scenario suites (files or folders) whose routing expectations are "
-    "the held-out set; default: scenarios/ when there is no --eval.",
+    help="Scenario suites (files or folders) whose routing expectations join the held-out set; "
+    "default: scenarios/ when it exists and there is no --eval.",
 )
 @click.option(
     "--tolerance",
     type=float,
     default=0.01,
     show_default=True,
-    help="With --feedback: promote unless held-out accuracy falls more than this (0.01: 1 point).",
+    help="The gate promotes unless held-out accuracy falls more than this (0.01: 1 point).",
+)
+@click.option(
+    "--min-held-out",
+    type=click.IntRange(min=1),
+    default=MIN_HELD_OUT,
+    show_default=True,
+    help="The fewest held-out texts the gate measures on; with fewer it claims no result "
+    "(--feedback keeps the new version beside; a new router serves anyway).",
 )
 @click.option(
     "--out",
@@ -109,6 +129,13 @@ def router() -> None:
     help="Without out-of-scope examples: share of in-scope held-out texts the threshold rejects.",
 )
 @click.option(
+    "--oos-recall",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="With out-of-scope examples: the share of them the threshold must reject on held-out "
+    "data (its cost in-scope is reported).",
+)
+@click.option(
     "--ambiguity-margin",
     type=float,
     default=0.1,
@@ -125,12 +152,24 @@ def router() -> None:
 @click.option(
     "--epochs", type=int, default=None, help="Most epochs per head (early stopping decides)."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--text-column", default=None, help="Column/key of the text (default text).")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the head (or the update)."
+)
+@click.option(
+    "--text-column", default=None, help="Column/key of the text in --data and --eval files."
+)
 @click.option(
     "--label-column",
     default=None,
-    help="Column/key of the label (default label, intent or category).",
+    help="Column/key of the label in --data and --eval files (default label, intent, category).",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(CONFLICT_POLICIES),
+    default="error",
+    show_default=True,
+    help="A text given to two labels (two agents, or an agent and a file): stop with an error "
+    "naming each, keep the first label, keep the last, or drop the text.",
 )
 @click.option(
     "--cache",
@@ -148,7 +187,9 @@ def router() -> None:
     "--no-current", is_flag=True, help="Save the version without making it the serving one."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
+@click.pass_context
 def train(
+    ctx: click.Context,
     data_files: tuple[str, ...],
     agents_module: str | None,
     feedback_db: str | None,
@@ -157,11 +198,13 @@ def train(
     eval_files: tuple[str, ...],
     suites: tuple[str, ...],
     tolerance: float,
+    min_held_out: int,
     out_dir: str,
     encoder: str | None,
     oos_label: str,
     threshold: float | None,
     target_rejection: float,
+    oos_recall: float | None,
     ambiguity_margin: float,
     members: int | None,
     hidden: int | None,
@@ -169,6 +212,7 @@ def train(
     seed: int,
     text_column: str | None,
     label_column: str | None,
+    on_conflict: str,
     cache_dir: str | None,
     finetune: bool,
     finetune_minutes: float,
@@ -177,22 +221,44 @@ def train(
 ) -> None:
     """Train a router from labelled files (--data) and/or agents (--agents), save a new version.
 
-    With --feedback: learn from people's feedback on top of the serving router instead.
+    With --feedback: learn from people's feedback on top of the serving router instead. Either
+    way the new version is compared with the one serving the same agents on held-out texts it did
+    not train on (--eval, --suite) and serves only if it is not worse.
     """
     from swarm.router.encoders import DEFAULT_ENCODER
+    from swarm.router.learn import learn
     from swarm.router.model import HeadConfig
-    from swarm.router.train import TrainConfig, gather_training_data, train_router
+    from swarm.router.train import TrainConfig, gather_training_data
 
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
     if from_feedback:
-        if data_files or agents_module or feedback_db:
+        clash = sorted(given & TRAINING_ONLY)
+        if clash:
+            flag = {param.name: param.opts[0] for param in ctx.command.params}
+            flags = ", ".join(flag[name] for name in clash)
             raise click.UsageError(
-                "--feedback learns on top of the serving router; --data, --agents and "
-                "--feedback-db train a new one from scratch: use one or the other"
+                f"--feedback learns on top of the serving router; {flags} "
+                f"{'configure' if len(clash) > 1 else 'configures'} training a new one: "
+                "use one or the other"
             )
-        _train_from_feedback(db, out_dir, eval_files, suites, tolerance, as_json)
+        held_out = (eval_files, suites, text_column, label_column)
+        _train_from_feedback(
+            db, out_dir, held_out, tolerance, min_held_out, seed, no_current, as_json
+        )
         return
+    if "db" in given:
+        raise click.UsageError(
+            "--db names the store --feedback learns from; for a new router "
+            "with the store's feedback among its data, use --feedback-db URL"
+        )
     if not data_files and not agents_module and not feedback_db:
         raise click.UsageError("give --data FILE, --agents MODULE or --feedback-db URL")
+    if "finetune_minutes" in given and not finetune:
+        raise click.UsageError("--finetune-minutes bounds --finetune, which was not given")
     if agents_module:
         importable_cwd()
     out = make_console()
@@ -202,6 +268,7 @@ def train(
         feedback_db=feedback_db,
         text_column=text_column,
         label_column=label_column,
+        on_conflict=on_conflict,  # type: ignore[arg-type]
     )
     head = HeadConfig(seed=seed)
     if members is not None:
@@ -216,43 +283,103 @@ def train(
         oos_label=oos_label,
         threshold=threshold,
         target_rejection=target_rejection,
+        oos_recall=oos_recall,
         ambiguity_margin=ambiguity_margin,
         finetune=finetune,
         finetune_minutes=finetune_minutes,
     )
+    labels = sorted({ex.label for ex in data.resolved()})
+    held_out = _held_out(eval_files, suites, labels, oos_label, text_column, label_column)
     with progress_bars(out, enabled=not as_json) as progress:
-        trained, report = train_router(
-            data, config, cache_dir=cache_dir, progress=progress, agents_fingerprint=fingerprint
+        outcome = learn(
+            out_dir,
+            data=data,
+            held_out=held_out,
+            config=config,
+            tolerance=tolerance,
+            min_held_out=min_held_out,
+            unmeasured="promote",
+            make_current=not no_current,
+            cache_dir=cache_dir,
+            progress=progress,
+            registry_fingerprint=fingerprint,
         )
-    folder = trained.save(out_dir, make_current=not no_current)
     if as_json:
-        _json_line({"version": trained.version, "path": str(folder), **report.to_dict()})
+        _json_line(outcome.to_dict())
         return
-    out.print(report)
-    serving = "" if no_current else " (now serving)"
-    out.print(f"[green]saved router {trained.version}[/green] to {folder}{serving}")
+    out.print(outcome)
+
+
+TRAINING_ONLY = frozenset(
+    {
+        "data_files",
+        "agents_module",
+        "feedback_db",
+        "encoder",
+        "oos_label",
+        "threshold",
+        "target_rejection",
+        "oos_recall",
+        "ambiguity_margin",
+        "members",
+        "hidden",
+        "epochs",
+        "on_conflict",
+        "cache_dir",
+        "finetune",
+        "finetune_minutes",
+    }
+)
+"""Options that configure training a new head: refused with --feedback, which does not."""
+
+
+def _held_out(
+    eval_files: tuple[str, ...],
+    suites: tuple[str, ...],
+    labels: list[str],
+    oos_label: str,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> Any:
+    """The gate's held-out set from --eval files and --suite paths (default scenarios/)."""
+    from swarm.console.retrain import suite_pairs
+    from swarm.router import read_labelled_file
+    from swarm.router.learn import HeldOut
+
+    pairs: list[tuple[str, str]] = []
+    names = []
+    for f in eval_files:
+        pairs += read_labelled_file(f, text_column=text_column, label_column=label_column)
+        names.append(f"file {f}")
+    paths = suites or (() if eval_files else ("scenarios",))
+    if paths:
+        found = suite_pairs(paths, labels, oos_label, explicit=bool(suites))
+        if found:
+            pairs += found
+            names.append(f"suites {', '.join(paths)}")
+    return HeldOut.of(" + ".join(names) or "none given", pairs)
 
 
 def _train_from_feedback(
     db: str,
     models_dir: str,
-    eval_files: tuple[str, ...],
-    suites: tuple[str, ...],
+    held_out_from: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None],
     tolerance: float,
+    min_held_out: int,
+    seed: int,
+    no_current: bool,
     as_json: bool,
 ) -> None:
-    from swarm.cli.views import feedback_outcome_view
-    from swarm.router import Router, read_labelled_file
-    from swarm.router.feedback import learn_from_feedback
+    from swarm.router import Router
+    from swarm.router.feedback import BanditConfig
+    from swarm.router.learn import learn
     from swarm.trace import TraceStore
 
     serving = Router.load(models_dir)
-    held_out: list[tuple[str, str]] = []
-    for f in eval_files:
-        held_out += read_labelled_file(f)
-    if suites or not eval_files:
-        held_out += _suite_pairs(suites or ("scenarios",), serving, explicit=bool(suites))
-    if not held_out:
+    oos = serving.policy.oos_label or "oos"
+    eval_files, suites, text_column, label_column = held_out_from
+    held_out = _held_out(eval_files, suites, serving.head_labels, oos, text_column, label_column)
+    if not len(held_out):
         raise DataError(
             "no held-out evaluation set: give --eval FILE (labelled) or --suite PATH (scenario "
             f"suites with routing expectations for router {serving.version}'s agents)"
@@ -263,44 +390,23 @@ def _train_from_feedback(
     if not as_json:
         out.print(
             f"learning from {len(rows)} feedback rows on top of router {serving.version}; "
-            f"held-out set: {len(held_out)} labelled texts",
+            f"held-out set: {len(held_out)} labelled texts ({held_out.name})",
             style="grey50",
         )
-    outcome = learn_from_feedback(
-        serving, rows, held_out, models_dir=models_dir, tolerance=tolerance
+    outcome = learn(
+        models_dir,
+        base=serving,
+        feedback_rows=rows,
+        held_out=held_out,
+        bandit=BanditConfig(seed=seed),
+        tolerance=tolerance,
+        min_held_out=min_held_out,
+        make_current=not no_current,
     )
     if as_json:
         _json_line(outcome.to_dict())
         return
-    out.print(feedback_outcome_view(outcome))
-
-
-def _suite_pairs(paths: tuple[str, ...], router: Any, *, explicit: bool) -> list[tuple[str, str]]:
-    """(text, label) from scenario steps the router decides and whose routing is expected, for
-    the agents this router knows (the default scenarios/ folder may hold other swarms' suites)."""
-    from pathlib import Path
-
-    from swarm.scenarios.format import NONE_LABEL
-    from swarm.scenarios.loader import load_suites
-
-    if not explicit and not Path(paths[0]).is_dir():
-        return []
-    loaded = load_suites(paths)
-    if loaded.errors and explicit:
-        raise loaded.errors[0]
-    oos = router.policy.oos_label
-    known = set(router.head_labels)
-    pairs = []
-    for suite in loaded.suites:
-        for scenario in suite.expanded():
-            for step in scenario.steps:
-                label = step.expect.label
-                if step.agent is not None or label is None:
-                    continue
-                label = oos if label == NONE_LABEL else label
-                if label in known:
-                    pairs.append((step.user, label))
-    return pairs
+    out.print(outcome)
 
 
 @router.command("use")
@@ -330,10 +436,10 @@ def use(version: str, models_dir: str) -> None:
 @MODELS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
 def versions(models_dir: str, as_json: bool) -> None:
-    """Every saved router version, which one serves, and why each was promoted or kept beside."""
+    """Every saved router version: the agents it serves, which one serves now, what its figures
+    were measured on, and why it was promoted or kept beside."""
     from pathlib import Path
 
-    from swarm.cli.views import versions_table
     from swarm.router import current_version, list_versions
     from swarm.router.artifacts import read_manifest
 
@@ -346,24 +452,71 @@ def versions(models_dir: str, as_json: bool) -> None:
         return 0 if version not in parents else 1 + generation(parents[version])
 
     manifests.sort(key=lambda m: (str(m.get("created_at", "")), generation(m["version"])))
+    rows = [_version_row(m, serving) for m in manifests]
     if as_json:
-        _json_line(
-            {
-                "serving": serving,
-                "versions": [
-                    {
-                        "version": m["version"],
-                        "created_at": m.get("created_at"),
-                        "parent": m.get("parent"),
-                        "promotion": m.get("promotion"),
-                        "metrics": m.get("metrics"),
-                    }
-                    for m in manifests
-                ],
-            }
-        )
+        _json_line({"serving": serving, "versions": rows})
         return
-    make_console().print(versions_table(manifests, serving))
+    make_console().print(_versions_table(rows))
+
+
+def _version_row(m: dict[str, Any], serving: str | None) -> dict[str, Any]:
+    """One version as `router versions` shows it: each figure with what it was measured on."""
+    promotion = m.get("promotion") or None
+    metrics = m.get("metrics") or {}
+    row: dict[str, Any] = {
+        "version": m["version"],
+        "serving": m["version"] == serving,
+        "created_at": m.get("created_at"),
+        "agents": m.get("agents", []),
+        "parent": m.get("parent"),
+        "compared_with": m.get("compared_with"),
+        "promotion": promotion,
+        "metrics": metrics,
+    }
+    if promotion is not None and promotion.get("after"):
+        row["accuracy"] = promotion["after"]["accuracy"]
+        row["measured_on"] = promotion.get("held_out") or {"name": "held-out set"}
+    elif "heldout_accuracy" in metrics:
+        row["accuracy"] = metrics["heldout_accuracy"]
+        size = int(metrics.get("heldout_examples", 0))
+        row["measured_on"] = {"name": "out-of-fold training examples", "size": size}
+    return row
+
+
+def _versions_table(rows: list[dict[str, Any]]) -> Any:
+    """One block a version (they wrap at any width): its name, agents and parent, then each
+    figure with what it was measured on, then the gate's verdict."""
+    from rich.console import Group
+    from rich.text import Text
+
+    blocks: list[Any] = [Text("router versions, oldest first (* serves)", style="bold")]
+    for r in rows:
+        head = Text.assemble(
+            ("* " if r["serving"] else "  "),
+            (r["version"], "bold" if r["serving"] else ""),
+            f"  agents: {', '.join(r['agents'])}",
+        )
+        if r["parent"]:
+            head.append(f"  from {r['parent']}", style="grey50")
+        blocks.append(head)
+        if "accuracy" in r:
+            on = r["measured_on"]
+            where = ", ".join(
+                str(x)
+                for x in (on.get("name"), on.get("size") and f"{on['size']} texts", on.get("hash"))
+                if x
+            )
+            blocks.append(Text(f"    accuracy {r['accuracy']:.4f} on {where}"))
+        promotion = r["promotion"]
+        if promotion is not None:
+            word = "promoted" if promotion["promoted"] else "kept beside"
+            blocks.append(
+                Text(
+                    f"    {word}: {promotion['reason']}",
+                    style="green" if promotion["promoted"] else "yellow",
+                )
+            )
+    return Group(*blocks)
 
 
 @router.command("eval")
@@ -380,6 +533,13 @@ def versions(models_dir: str, as_json: bool) -> None:
 )
 @click.option("--text-column", default=None)
 @click.option("--label-column", default=None)
+@click.option(
+    "--llm",
+    "with_llm",
+    is_flag=True,
+    help="Ask the LLM SWARM_LLM_BASE_URL configures when the router is unsure (as "
+    "SWARM_ROUTER_LLM=1 does for `swarm run`); report how often it was asked and changed it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
 def eval_(
     model_dir: str,
@@ -387,6 +547,7 @@ def eval_(
     oos_label: str | None,
     text_column: str | None,
     label_column: str | None,
+    with_llm: bool,
     as_json: bool,
 ) -> None:
     """Accuracy, macro-F1, per-label scores, confused pairs, calibration, out-of-scope metrics."""
@@ -395,15 +556,29 @@ def eval_(
 
     pairs = read_labelled_file(data_file, text_column=text_column, label_column=label_column)
     out = make_console()
-    loaded = Router.load(model_dir)
+    loaded: Any = Router.load(model_dir)
+    oos = oos_label if oos_label is not None else loaded.policy.oos_label
+    if with_llm:
+        loaded = second_opinion_from_env(loaded, environ={**os.environ, ENABLE_ENV: "1"})
     texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
-    with progress_bars(out, enabled=not as_json) as progress:
-        advance = progress("routing", len(texts)) if progress else None
-        report = evaluate(loaded, texts, labels, oos_label=oos_label, progress=advance)
+    try:
+        with progress_bars(out, enabled=not as_json) as progress:
+            advance = progress("routing", len(texts)) if progress else None
+            report = evaluate(loaded, texts, labels, oos_label=oos, progress=advance)
+    finally:
+        if with_llm:
+            loaded.close()
+    stats = loaded.stats.to_dict() if with_llm else None
     if as_json:
-        _json_line(report.to_dict())
+        _json_line({**report.to_dict(), **({"second_opinion": stats} if stats else {})})
         return
     out.print(report)
+    if stats:
+        out.print(
+            f"LLM asked for {stats['asked']} of {stats['decisions']} decisions "
+            f"({stats['asked_share']:.1%}); it changed {stats['changed']} and failed "
+            f"{stats['failed']} (the router's decision stood)"
+        )
 
 
 @router.command()

@@ -14,7 +14,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from swarm.context import Span
-from swarm.models import Decision, Result, Task
+from swarm.models import Decision, Result, Task, short_id
 from swarm.trace import TraceStore
 
 __all__ = ["ObservedStore", "RequestStatus"]
@@ -75,7 +75,7 @@ class _Node:
 
 
 def _short_id(task_id: str) -> str:
-    return task_id[-6:]
+    return short_id(task_id)  # a suffix `/trace` resolves
 
 
 class RequestStatus:

@@ -1,212 +1,96 @@
-"""`/retrain`: train a new router version with people's feedback, evaluate it against the serving
-one on the same held-out set, and save it as serving only when it is not worse.
+"""`/retrain`: learn people's feedback on top of the serving router, through the one learning
+pipeline and its one gate (`swarm.router.learn`), as `swarm router train --feedback` does.
 
-The held-out set is a fixed fifth of the agents' examples and out-of-scope texts (chosen by a
-hash of the text, so every retrain holds out the same ones) that neither router trained on, plus
-every case people labelled. New routers never train on that fifth, so from the second retrain on
-the comparison is fair; the first compares with a router that may have seen some of them, and
-those are left out of the evaluation.
+The gate compares the new version with the serving one on held-out texts the new one never
+trained on: the routing expectations of the scenario suites under `scenarios/` (or those given).
+The corrections themselves are training data, never evidence; with too few held-out texts the new
+version is saved beside, not serving, and the reason says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from swarm.console.views import CaseRow, RetrainView
-from swarm.feedback import OUT_OF_SCOPE
+from swarm.router.learn import HeldOut, LearnCancelled, LearnOutcome
 
-if TYPE_CHECKING:
-    from swarm.router.feedback import BanditEvent
+__all__ = ["DEFAULT_SUITES", "RetrainCancelled", "retrain", "suite_held_out", "suite_pairs"]
 
-__all__ = ["RetrainCancelled", "RetrainOutcome", "held_out_split", "retrain"]
-
-OOS = OUT_OF_SCOPE
-HOLD_OUT_EVERY = 5
-
-
-@dataclass
-class RetrainOutcome:
-    router: Any
-    """The new router (saved; serving only when `switched`)."""
-    old_report: Any
-    new_report: Any
-    cases: list[CaseRow]
-    switched: bool
-    held_out: int
-    trained_on: int
-    folder: Path
-    note: str = ""
-
-    def view(self) -> RetrainView:
-        return RetrainView(
-            self.old_report,
-            self.new_report,
-            self.cases,
-            switched=self.switched,
-            held_out=self.held_out,
-            trained_on=self.trained_on,
-            note=self.note,
-        )
-
-
-class RetrainCancelled(Exception):
-    """Ctrl-C during `/retrain`: training stopped, nothing saved."""
-
+DEFAULT_SUITES = ("scenarios",)
+RetrainCancelled = LearnCancelled
+"""Ctrl-C during `/retrain`: learning stopped, nothing saved."""
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
-def _cancellable(
-    progress: ProgressFactory | None, cancelled: threading.Event | None
-) -> ProgressFactory | None:
-    """Training reports progress often; that is where a cancelled retrain stops."""
-    if cancelled is None:
-        return progress
+def suite_pairs(
+    paths: Sequence[str], labels: Iterable[str], oos_label: str, *, explicit: bool
+) -> list[tuple[str, str]]:
+    """(text, label) from scenario steps the router decides and whose routing is expected, for
+    the `labels` a router knows (the default scenarios/ folder may hold other swarms' suites).
 
-    def make(description: str, total: int) -> Callable[[int], None]:
-        advance = progress(description, total) if progress is not None else None
-
-        def step(n: int) -> None:
-            if cancelled.is_set():
-                raise RetrainCancelled("retrain cancelled")
-            if advance is not None:
-                advance(n)
-
-        return step
-
-    return make
-
-
-def _rank(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def held_out_split(
-    pairs: Iterable[tuple[str, str]], every: int = HOLD_OUT_EVERY
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(train, held out): per label, every `every`-th text in hash order is held out.
-
-    Labels with fewer than `every` texts keep them all for training: a label must be learnt.
+    Raises the first suite's error when the paths were given (`explicit`); a default folder that
+    is missing or broken gives nothing.
     """
-    by_label: dict[str, list[str]] = {}
-    for text, label in pairs:
-        by_label.setdefault(label, []).append(text)
-    train: list[tuple[str, str]] = []
-    held: list[tuple[str, str]] = []
-    for label, texts in by_label.items():
-        ordered = sorted(dict.fromkeys(texts), key=_rank)
-        for i, text in enumerate(ordered):
-            keep_out = len(ordered) >= every and i % every == every - 1
-            (held if keep_out else train).append((text, label))
-    return train, held
+    from swarm.scenarios.format import NONE_LABEL
+    from swarm.scenarios.loader import load_suites
+
+    if not explicit:  # default folders that are not there hold nothing
+        paths = [p for p in paths if Path(p).is_dir()]
+        if not paths:
+            return []
+    loaded = load_suites(list(paths))
+    if loaded.errors and explicit:
+        raise loaded.errors[0]
+    known = set(labels)
+    pairs = []
+    for suite in loaded.suites:
+        for scenario in suite.expanded():
+            for step in scenario.steps:
+                label = step.expect.label
+                if step.agent is not None or label is None:
+                    continue
+                label = oos_label if label == NONE_LABEL else label
+                if label in known:
+                    pairs.append((step.user, label))
+    return pairs
+
+
+def suite_held_out(paths: Sequence[str], router: Any, *, explicit: bool = False) -> HeldOut:
+    """The gate's held-out set from scenario suites, for `router`'s labels."""
+    oos = router.policy.oos_label or "oos"
+    pairs = suite_pairs(paths, router.head_labels, oos, explicit=explicit)
+    return HeldOut.of(f"suites {', '.join(paths)}", pairs)
 
 
 def retrain(
     old: Any,
-    registry: Any,
-    feedback: Sequence[tuple[str, str]],
+    rows: Iterable[Mapping[str, Any]],
     models_dir: str | Path,
     *,
-    out_of_scope: Sequence[str] = (),
-    progress: ProgressFactory | None = None,
-    cache_dir: str | Path | None = None,
-    config: Any = None,
+    held_out: HeldOut | None = None,
+    suites: Sequence[str] = DEFAULT_SUITES,
+    tolerance: float = 0.01,
     cancelled: threading.Event | None = None,
-    events: Sequence[BanditEvent] = (),
-) -> RetrainOutcome:
-    """Train, evaluate both, save the new version; CURRENT moves only when it is not worse.
-
-    `feedback`: (text, agent) pairs people stated (corrections); pairs naming agents this swarm
-    lacks are dropped. `events`: routings people marked good or bad, learnt by the bandit update
-    (`swarm.router.feedback`) on top of the new head. Blocking (encodes and trains): call it
-    from a thread; setting `cancelled` stops it at the next progress step (RetrainCancelled) and
-    before anything is saved.
+    bandit: Any = None,
+) -> LearnOutcome:
+    """Learn the feedback `rows` (as `TraceStore.feedback()` returns them) on top of `old`, gate
+    it on `held_out` (default: the routing expectations in `suites`) and save it; CURRENT moves
+    only when the gate promotes it. Blocking: call it from a thread; setting `cancelled` stops it
+    before anything is saved (RetrainCancelled). Raises DataError when there is nothing to learn.
     """
-    from swarm.router import TrainingData
-    from swarm.router.feedback import GateResult, bandit_update, recalibrated
-    from swarm.router.metrics import evaluate
-    from swarm.router.train import TrainConfig, train_router
+    from swarm.router.learn import learn
 
-    names = set(registry.names)
-    base = [(e, a.name) for a in registry for e in a.examples]
-    base += [(a.description, a.name) for a in registry if a.description]
-    base += [(t, OOS) for t in out_of_scope]
-    labelled = [(t, a) for t, a in feedback if a in names or a == OOS]
-    train_pairs, held = held_out_split(base)
-
-    data = TrainingData()
-    data.add_pairs([p for p in train_pairs if p[1] != OOS], "agent examples")
-    data.add_pairs([p for p in train_pairs if p[1] == OOS], "out of scope")
-    data.add_pairs(labelled, "feedback")
-    new, _report = train_router(
-        data,
-        config or TrainConfig(),
-        encoder=getattr(old, "encoder", None),
-        cache_dir=cache_dir,
-        progress=_cancellable(progress, cancelled),
-        agents_fingerprint=registry.fingerprint(),
-    )
-    known = set(new.head_labels)
-    events = [e for e in events if e.action in known]
-    if events:
-        if cancelled is not None and cancelled.is_set():
-            raise RetrainCancelled("retrain cancelled; nothing was saved")
-        # The update sharpens the head: refit the temperature on the held-out fifth, which the
-        # new router never trained on.
-        new = recalibrated(bandit_update(new, events), [t for t, _ in held], [a for _, a in held])
-
-    # The evaluation: held-out texts the serving router did not train on, then the labelled cases
-    # (a person's label wins over an example's).
-    seen = set(getattr(getattr(old, "examples", None), "texts", None) or ())
-    cases = dict(labelled)
-    evaluation = {t: label for t, label in held if t not in seen and t not in cases}
-    note = ""
-    if len(evaluation) < len(held):
-        note = (
-            f"{len(held) - len(evaluation)} held-out examples were left out of the evaluation: "
-            "the serving router trained on them"
-        )
-    evaluation.update(cases)
-    if not evaluation:  # nothing fair to compare on: compare on the held-out fifth anyway
-        evaluation = dict(held)
-        note = "the serving router trained on every held-out example: the comparison favours it"
-    texts, labels = list(evaluation), list(evaluation.values())
-    old_report = evaluate(old, texts, labels, oos_label=OOS)
-    new_report = evaluate(new, texts, labels, oos_label=OOS)
-    case_texts = list(cases)
-    rows: list[CaseRow] = []
-    if case_texts:
-        old_d = old.route(case_texts)
-        new_d = new.route(case_texts)
-        rows = [
-            CaseRow(t, cases[t], d0.agent or OOS, d1.agent or OOS)
-            for t, d0, d1 in zip(case_texts, old_d, new_d, strict=True)
-        ]
-    switched = new_report.accuracy >= old_report.accuracy
-    if cancelled is not None and cancelled.is_set():
-        raise RetrainCancelled("retrain cancelled; nothing was saved")
-    verdict = "not worse" if switched else "worse"
-    reason = (
-        f"{verdict} on {len(texts)} held-out texts: accuracy "
-        f"{old_report.accuracy:.4f} -> {new_report.accuracy:.4f} (console /retrain)"
-    )
-    new.manifest["parent"] = getattr(old, "version", None)
-    new.manifest["promotion"] = GateResult(switched, reason, old_report, new_report, 0.0).to_dict()
-    folder = new.save(models_dir, make_current=switched)
-    new_report.version = new.version  # saving may rename a version that already exists
-    return RetrainOutcome(
-        router=new,
-        old_report=old_report,
-        new_report=new_report,
-        cases=rows,
-        switched=switched,
-        held_out=len(texts),
-        trained_on=len(data.resolved()),
-        folder=folder,
-        note=note,
+    if held_out is None:
+        held_out = suite_held_out(suites, old)
+    return learn(
+        models_dir,
+        base=old,
+        feedback_rows=rows,
+        held_out=held_out,
+        tolerance=tolerance,
+        cancelled=cancelled,
+        bandit=bandit,
     )

@@ -18,8 +18,6 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from swarm.cli.common import progress_bars
-from swarm.cli.views import DecisionView, ResultView, TaskTree
 from swarm.console.commands import Parsed, UsageProblem, parse
 from swarm.console.live import ObservedStore, RequestStatus
 from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
@@ -27,9 +25,10 @@ from swarm.errors import SwarmError, TaskNotFound
 from swarm.feedback import OUT_OF_SCOPE, record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.swarm import Swarm
+from swarm.views import DecisionView, ResultView, TaskTree
 
 if TYPE_CHECKING:
-    from swarm.console.retrain import RetrainOutcome
+    from swarm.router.learn import LearnOutcome
 
 __all__ = ["ConsoleSession", "LastRequest"]
 
@@ -99,7 +98,7 @@ class ConsoleSession:
             self.console.print(
                 Welcome(
                     len(self.registry),
-                    str(getattr(self.router, "version", "?")),
+                    str(self.router.version),
                     self.session_id,
                     self.history_file,
                 )
@@ -254,10 +253,8 @@ class ConsoleSession:
         await self.store.flush()
         try:
             tree = await asyncio.to_thread(self.store.task_tree, wanted)
-        except TaskNotFound:
-            raise UsageProblem(
-                f"no task with id {wanted!r}; /history lists this session's"
-            ) from None
+        except TaskNotFound as exc:  # none, or several (it lists them)
+            raise UsageProblem(f"{exc}; /history lists this session's") from None
         self.console.print(TaskTree(tree))
 
     def _last_routed(self) -> LastRequest:
@@ -276,7 +273,7 @@ class ConsoleSession:
             self.console.print(DecisionView(last.decision))  # type: ignore[arg-type]
             self.console.print(
                 Text(
-                    f"the {getattr(self.router, 'version', '?')} router has no explanations; "
+                    f"the {self.router.version} router has no explanations; "
                     "start with --router auto for the learned one",
                     style="grey50",
                 )
@@ -337,9 +334,9 @@ class ConsoleSession:
         if not hasattr(self.router, "explain") or not hasattr(self.router, "save"):
             raise UsageProblem(
                 f"/retrain needs the learned router; this session uses "
-                f"{getattr(self.router, 'version', 'another')!r}. Start with --router auto."
+                f"{self.router.version!r}. Start with --router auto."
             )
-        from swarm.console.retrain import RetrainCancelled, retrain
+        from swarm.console.retrain import DEFAULT_SUITES, RetrainCancelled, retrain
         from swarm.router.feedback import gather_feedback
 
         rows = await asyncio.to_thread(self.store.feedback)
@@ -354,39 +351,35 @@ class ConsoleSession:
         )
         if feedback.contradictions:
             said += f" ({len(feedback.contradictions)} contradictory texts left out)"
-        self.console.print(Text(f"training a new router with {said}…", style="grey50"))
+        self.console.print(
+            Text(f"learning {said} on top of router {self.router.version}…", style="grey50")
+        )
+        # Held out: the routings the agents' packs' suites expect, and the project's scenarios/.
+        suites = [str(p.suites) for p in self.registry.packs if p.suites is not None]
+        suites += [s for s in DEFAULT_SUITES if s not in suites]
         cancelled = threading.Event()
-        with progress_bars(self.console) as progress:
-            work = asyncio.ensure_future(
-                asyncio.to_thread(
-                    retrain,
-                    self.router,
-                    self.registry,
-                    feedback.corrections,
-                    self.models_dir,
-                    out_of_scope=self.out_of_scope,
-                    progress=progress,
-                    cancelled=cancelled,
-                    events=feedback.events,
-                )
+        work = asyncio.ensure_future(
+            asyncio.to_thread(
+                retrain, self.router, rows, self.models_dir, suites=suites, cancelled=cancelled
             )
+        )
+        try:
+            outcome = await asyncio.shield(work)
+        except asyncio.CancelledError:  # Ctrl-C: stop learning, wait until it has stopped
+            cancelled.set()
             try:
-                outcome = await asyncio.shield(work)
-            except asyncio.CancelledError:  # Ctrl-C: stop training, wait until it has stopped
-                cancelled.set()
-                try:
-                    outcome = await work
-                except RetrainCancelled:
-                    self.console.print(Text("retrain cancelled; nothing was saved", "yellow"))
-                    raise asyncio.CancelledError from None
-                # It had finished and saved before it saw the cancel: serve what disk says.
-                self._use(outcome)
-                raise
+                outcome = await work
+            except RetrainCancelled:
+                self.console.print(Text("retrain cancelled; nothing was saved", "yellow"))
+                raise asyncio.CancelledError from None
+            # It had finished and saved before it saw the cancel: serve what disk says.
+            self._use(outcome)
+            raise
         self._use(outcome)
 
-    def _use(self, outcome: RetrainOutcome) -> None:
-        self.console.print(outcome.view())
-        if outcome.switched:
+    def _use(self, outcome: LearnOutcome) -> None:
+        self.console.print(outcome)
+        if outcome.made_current:
             self.router = outcome.router
             self.swarm.router = outcome.router
             self.swarm.scheduler.router = outcome.router

@@ -13,9 +13,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from swarm.cli.views import _short, _status
 from swarm.console.commands import COMMANDS
 from swarm.models import Decision
+from swarm.views import _short, _status
 
 __all__ = ["AgentsTable", "HelpView", "HistoryTable", "RetrainView", "RoutingNote", "Welcome"]
 

@@ -4,9 +4,10 @@
 
 from swarm.llm.agent import LLMAgent
 from swarm.llm.backend import Backend, LLMBackend
-from swarm.llm.client import LLM, ChatStream, redact
+from swarm.llm.client import LLM, ChatStream
 from swarm.llm.config import EndpointConfig
 from swarm.llm.http import HTTPBackend
+from swarm.llm.redaction import redact
 from swarm.llm.replay import RecordingBackend, ReplayBackend, request_hash
 from swarm.llm.routed import RoutedBackend
 from swarm.llm.types import (

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from swarm.agents.base import Agent
 from swarm.errors import AgentError, ToolError
+from swarm.llm.client import LLM
 from swarm.llm.types import ChatResponse, Message, ToolCall
 from swarm.tools.base import Tool, render
+from swarm.tools.mcp import MCPServer, mcp_tools
 
 if TYPE_CHECKING:
     from swarm.context import Context
@@ -40,6 +43,8 @@ class LLMAgent(Agent):
 
     system: str = ""
     tools: Sequence[Tool] = ()
+    mcp_servers: Sequence[MCPServer] = ()
+    """MCP servers whose allowed tools join `tools`, named `{server}__{tool}` (swarm.tools.mcp)."""
     model: str | None = None
     max_steps: int = 8
     """Model calls per task; reaching it without an answer fails the task."""
@@ -60,9 +65,19 @@ class LLMAgent(Agent):
         return response.content
 
     async def run(self, task: Task, ctx: Context) -> Any:
+        async with AsyncExitStack() as stack:
+            tools: dict[str, Tool] = {t.name: t for t in self.tools}
+            if self.mcp_servers:
+                remote = await stack.enter_async_context(mcp_tools(ctx, self.mcp_servers))
+                clash = sorted(set(remote) & set(tools))
+                if clash:
+                    raise AgentError(f"LLM agent {self.name!r}: MCP tools {clash} shadow its own")
+                tools.update(remote)
+            return await self._loop(task, ctx, tools)
+
+    async def _loop(self, task: Task, ctx: Context, tools: dict[str, Tool]) -> Any:
         llm = self._llm(ctx)
         messages = self.messages(task)
-        tools = {t.name: t for t in self.tools}
         choice = self.tool_choice
         for step in range(self.max_steps):
             response = await llm.chat(
@@ -112,8 +127,9 @@ class LLMAgent(Agent):
 
     def _llm(self, ctx: Context) -> Any:
         if self.llm is not None:
-            bind = getattr(self.llm, "bind", None)
-            return bind(ctx) if callable(bind) else self.llm
+            # The agent's own client (or a bare backend, wrapped), recording into this task.
+            own = self.llm if isinstance(self.llm, LLM) else LLM(self.llm)
+            return own.bind(ctx)
         if ctx.llm is None:
             raise AgentError(
                 f"LLM agent {self.name!r} has no LLM: give the swarm one (Swarm(llm=LLM(...))) "

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
-
-if TYPE_CHECKING:
-    from swarm.context import Context
-    from swarm.llm.client import LLM
 
 __all__ = ["Backend", "LLMBackend", "assemble_stream", "chunks_from_response"]
 
@@ -37,9 +33,10 @@ class LLMBackend(Protocol):
 
 
 class Backend:
-    """A base for backends: a stream made from `complete`, `bind` for the scheduler, no-op close.
+    """A base for backends: a stream made from `complete`, a no-op close.
 
-    Subclasses write `complete`, and `stream` when they can do better than one chunk.
+    Subclasses write `complete`, and `stream` when they can do better than one chunk. A backend
+    knows nothing of the client above it: `Swarm(llm=backend)` wraps it in an `LLM` itself.
     """
 
     name: str = "backend"
@@ -62,12 +59,6 @@ class Backend:
     def endpoint(self, request: ChatRequest) -> str:
         """Where `request` goes, for the record: `name` unless the backend routes by model."""
         return self.name
-
-    def bind(self, ctx: Context) -> LLM:
-        """So `Swarm(llm=backend)` works: the scheduler calls `bind` to get a recording view."""
-        from swarm.llm.client import LLM
-
-        return LLM(self).bind(ctx)
 
     async def aclose(self) -> None:
         return None

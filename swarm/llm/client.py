@@ -1,10 +1,10 @@
 """`LLM`, what agents call: builds requests, calls a backend, and, once bound to a task's context,
-records every call as an `llm` span (redacted request, response, tokens, latency, request_hash).
+records every call as an `llm` span (redacted request, response, chunks and error; tokens, latency,
+request_hash).
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from swarm.errors import ConfigError
 from swarm.llm.backend import LLMBackend, assemble_stream
 from swarm.llm.config import EndpointConfig
 from swarm.llm.http import HTTPBackend
+from swarm.llm.redaction import redact, redact_exception
 from swarm.llm.replay import request_hash
 from swarm.llm.routed import RoutedBackend
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse, Message
@@ -26,13 +27,6 @@ __all__ = ["LLM", "ChatStream", "redact"]
 
 MessageLike = Message | Mapping[str, Any] | str
 """A `Message`, its dict form, or a bare string (a user message)."""
-
-# Body keys whose values are credentials wherever they appear (some proxies take them in-body).
-_SECRET_KEYS = frozenset(
-    {"api_key", "apikey", "api-key", "authorization", "password", "secret", "access_token",
-     "x-api-key", "token", "bearer"}
-)
-
 
 class LLM:
     """The client agents use.
@@ -143,10 +137,15 @@ class LLM:
     ) -> ChatResponse:
         if self.ctx is None:
             return await self.backend.complete(request, attempt_timeout=attempt_timeout)
+        secrets = self.secrets
         async with self.ctx.span("llm", request.model, **self._request_attrs(request)) as span:
             started = time.perf_counter()
-            response = await self.backend.complete(request, attempt_timeout=attempt_timeout)
-            span.set(**_response_attrs(response.raw, started))
+            try:
+                response = await self.backend.complete(request, attempt_timeout=attempt_timeout)
+            except BaseException as exc:
+                redact_exception(exc, secrets)  # before the span and the task keep its text
+                raise
+            span.set(**_response_attrs(response.raw, started, secrets))
         return response
 
     def stream(
@@ -168,12 +167,17 @@ class LLM:
 
     # -- recording -----------------------------------------------------------------------------
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What the backend says must never be recorded (its credentials)."""
+        return tuple(getattr(self.backend, "secrets", ()))
+
     def _request_attrs(self, request: ChatRequest) -> dict[str, Any]:
         return {
             "model": request.model,
             "endpoint": _endpoint(self.backend, request),
             "request_hash": request_hash(request),
-            "request": redact(request.body(), getattr(self.backend, "secrets", ())),
+            "request": redact(request.body(), self.secrets),
         }
 
 
@@ -216,6 +220,7 @@ class ChatStream:
             await self._finish(None, complete=True)
             raise
         except BaseException as exc:
+            redact_exception(exc, self._llm.secrets)
             await self._finish(exc, complete=False)
             raise
         if self._first is None:
@@ -251,15 +256,18 @@ class ChatStream:
             return
         # The span is opened here, at the end, not around the iteration: the caller's code runs
         # between chunks and must not look like it runs inside the LLM call.
+        secrets = self._llm.secrets
         attrs = self._llm._request_attrs(self.request)
         attrs.update(stream=True, complete=complete)
         if self._first is not None:
             attrs["ttft_ms"] = round((self._first - self._started) * 1000, 3)
         if complete:
             assert self.response is not None
-            attrs.update(_response_attrs(self.response.raw, self._started), chunks=self._raw)
+            attrs.update(_response_attrs(self.response.raw, self._started, secrets))
         else:
             attrs.update(latency_ms=round((time.perf_counter() - self._started) * 1000, 3))
+        # What the caller saw before the end (all of it, or up to the failure), for replay.
+        attrs["chunks"] = redact(self._raw, secrets, fields=False)
         try:
             async with ctx.span("llm", self.request.model, **attrs) as span:
                 span.started_at -= time.perf_counter() - self._started
@@ -275,34 +283,21 @@ def _endpoint(backend: LLMBackend, request: ChatRequest) -> str:
     return where(request) if callable(where) else backend.name
 
 
-def _response_attrs(raw: dict[str, Any], started: float) -> dict[str, Any]:
+def _response_attrs(
+    raw: dict[str, Any], started: float, secrets: tuple[str, ...] = ()
+) -> dict[str, Any]:
     usage = raw.get("usage") or {}
     choices = raw.get("choices") or [{}]
     return {
-        # A copy: the caller owns `raw` and may change it before the store writes the span.
-        "response": copy.deepcopy(raw),
+        # A copy (redact builds one): the caller owns `raw` and may change it before the store
+        # writes the span.
+        "response": redact(raw, secrets, fields=False),
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         "prompt_tokens": usage.get("prompt_tokens"),
         "completion_tokens": usage.get("completion_tokens"),
         "total_tokens": usage.get("total_tokens"),
         "finish_reason": choices[0].get("finish_reason"),
     }
-
-
-def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """`value` with credential-named fields masked and every known secret string replaced."""
-    secrets = tuple(s for s in secrets if s)
-    if isinstance(value, Mapping):
-        return {
-            k: "***" if str(k).lower() in _SECRET_KEYS else redact(v, secrets)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "***")
-    return value
 
 
 def _message(item: MessageLike) -> Message:

@@ -1,5 +1,6 @@
 """The live backend: one pooled httpx.AsyncClient per OpenAI-compatible endpoint, with retries
 (backoff, jitter, Retry-After), a concurrency cap, per-call timeouts and server-sent-event streams.
+What it returns and raises is already redacted: no credential of the endpoint gets past it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import httpx
 from swarm.errors import BackendError, LLMStatusError
 from swarm.llm.backend import Backend
 from swarm.llm.config import EndpointConfig
+from swarm.llm.redaction import (
+    StreamRedactor,
+    redact,
+    redact_exception,
+    redact_text,
+    scrub_logs_for,
+)
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
+from swarm.otel import trace_headers
 
 __all__ = ["HTTPBackend"]
 
@@ -45,6 +54,10 @@ class HTTPBackend(Backend):
 
     `transport`, `sleep` and `rng` are injectable so tests can swap the network and skip the waits.
     Close it (`await backend.aclose()` or `async with`) to release the connection pool.
+
+    Every secret of the endpoint (`EndpointConfig.secrets`) is scrubbed from the responses and
+    stream chunks it returns, from the errors it raises and from httpx's log lines; a password
+    in the base URL is sent as Basic auth, so no URL built or logged holds it.
     """
 
     def __init__(
@@ -63,22 +76,26 @@ class HTTPBackend(Backend):
         self._rng = rng or random.Random()
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(config.max_concurrency)
+        scrub_logs_for(self)
 
     @property
     def secrets(self) -> tuple[str, ...]:  # type: ignore[override]
-        key = self.config.key()
-        return (key,) if key else ()
+        return self.config.secrets()
 
     def _http(self) -> httpx.AsyncClient:
         # Made on first use so constructing a backend (at import, in config) opens nothing.
         if self._client is None:
             limit = self.config.max_concurrency
+            base, query, auth = self.config.url_parts()
+            headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
             self._client = httpx.AsyncClient(
-                base_url=self.config.base_url,
+                base_url=base,
+                params=httpx.QueryParams(query) if query else None,
+                auth=httpx.BasicAuth(*auth) if auth else None,
                 transport=self._transport,
                 follow_redirects=False,
                 limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-                headers={"Accept": "application/json", **self.config.headers},
+                headers={"Accept": "application/json", **headers},
             )
         return self._client
 
@@ -92,6 +109,31 @@ class HTTPBackend(Backend):
     async def complete(
         self, request: ChatRequest, *, attempt_timeout: float | None = None
     ) -> ChatResponse:
+        try:
+            raw = await self._complete(request, attempt_timeout)
+        except BaseException as exc:
+            redact_exception(exc, self.secrets)
+            raise
+        # A model that echoes the key (a prompt-injected one, say) must not hand it on.
+        return ChatResponse.from_raw(redact(raw, self.secrets, fields=False))
+
+    async def stream(
+        self, request: ChatRequest, *, attempt_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
+        secrets = self.secrets
+        redactor = StreamRedactor(secrets)
+        chunks = self._stream(request, attempt_timeout)
+        try:
+            async with aclosing(chunks):  # type: ignore[type-var]
+                async for chunk in chunks:
+                    yield _redact_chunk(chunk, redactor, secrets)
+        except BaseException as exc:
+            redact_exception(exc, secrets)
+            raise
+
+    async def _complete(
+        self, request: ChatRequest, attempt_timeout: float | None
+    ) -> dict[str, Any]:
         body = request.body()
         limit = attempt_timeout or self.config.timeout
 
@@ -113,11 +155,11 @@ class HTTPBackend(Backend):
             return response
 
         response = await self._with_retries(attempt, request)
-        return ChatResponse.from_raw(self._parse_body(response))
+        return self._parse_body(response)
 
-    async def stream(
-        self, request: ChatRequest, *, attempt_timeout: float | None = None
-    ) -> AsyncIterator[ChatChunk]:
+    async def _stream(
+        self, request: ChatRequest, attempt_timeout: float | None
+    ) -> AsyncGenerator[ChatChunk, None]:
         body = request.body(stream=True)
         limit = attempt_timeout or self.config.timeout
         async with AsyncExitStack() as stack:
@@ -166,7 +208,8 @@ class HTTPBackend(Backend):
 
     def _headers(self) -> dict[str, str]:
         key = self.config.key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        auth = {"Authorization": f"Bearer {key}"} if key else {}
+        return {**trace_headers(), **auth}  # traceparent only while an exported task runs
 
     def _timeout(self, limit: float) -> httpx.Timeout:
         return httpx.Timeout(limit, connect=min(limit, self.config.connect_timeout))
@@ -262,9 +305,42 @@ class HTTPBackend(Backend):
         return raw
 
     def _scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact_text(text, self.secrets)
+
+
+def _redact_chunk(
+    chunk: ChatChunk, redactor: StreamRedactor, secrets: tuple[str, ...]
+) -> ChatChunk:
+    """`chunk` without secrets. Text deltas go through `redactor`, which holds back a tail that
+    may be the start of a secret split over chunks and lets it out with the choice's finish."""
+    if not secrets:
+        return chunk
+    raw = chunk.model_dump(mode="json", exclude_none=True)
+    for choice in raw.get("choices") or []:
+        index = choice.get("index", 0)
+        delta = choice.get("delta") or {}
+        pieces = [("content", delta)] if isinstance(delta.get("content"), str) else []
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            if isinstance(function.get("arguments"), str):
+                pieces.append((f"call{call.get('index', 0)}", function))
+        for name, holder in pieces:
+            field = "content" if name == "content" else "arguments"
+            holder[field] = redactor.feed((index, name), holder[field])
+        if choice.get("finish_reason"):
+            rest = redactor.flush((index, "content"))
+            if rest:
+                delta["content"] = delta.get("content", "") + rest
+                choice["delta"] = delta
+            for key in redactor.holding:
+                if key[0] == index:
+                    # A call's arguments cut at the end: give back what is left, scrubbed.
+                    tail = redactor.flush(key)
+                    delta.setdefault("tool_calls", []).append(
+                        {"index": int(key[1][4:]), "function": {"arguments": tail}}
+                    )
+                    choice["delta"] = delta
+    return ChatChunk.model_validate(redact(raw, secrets, fields=False))
 
 
 class _Fixed(Backend):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm.errors import ReplayMissing
+from swarm.failure import exception_record, rebuild_exception
 from swarm.llm.backend import Backend, assemble_stream, canonical_json, chunks_from_response
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -31,33 +32,29 @@ def request_hash(request: ChatRequest | Mapping[str, Any]) -> str:
 
 @dataclass
 class _Tape:
-    """The answers recorded for one hash, in call order; the last repeats once they run out."""
+    """What was recorded for one hash, in call order: each outcome is a response, the chunks a
+    stream gave, an error (`swarm.errors.exception_record`), or chunks then an error. The last
+    outcome repeats once they run out."""
 
-    responses: list[dict[str, Any]] = field(default_factory=list)
-    streams: list[list[dict[str, Any]]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
     served: int = 0
-    streamed: int = 0
 
-    def next_response(self) -> dict[str, Any]:
-        index = min(self.served, len(self.responses) - 1)
+    def next(self) -> dict[str, Any]:
+        index = min(self.served, len(self.outcomes) - 1)
         self.served += 1
-        return self.responses[index]
-
-    def next_stream(self) -> list[dict[str, Any]] | None:
-        if not self.streams:
-            return None
-        index = min(self.streamed, len(self.streams) - 1)
-        self.streamed += 1
-        return self.streams[index]
+        return self.outcomes[index]
 
 
 class ReplayBackend(Backend):
-    """Answers each request with the response recorded for its `request_hash`.
+    """Answers each request with what was recorded for its `request_hash`, as the agent saw it
+    the first time: the same response, the same chunks, the same error (its own class, see
+    `swarm.failure.rebuild_exception`), in the order the calls were made.
 
     `recordings` maps a hash to a recorded response body, or to a list of them when the same
     request was made several times (served in order; the last repeats). `streams` maps a hash
-    to the recorded chunk lists of streamed calls, replayed chunk for chunk. `models`: the model
-    names the recorded requests used; with one, it is the default for calls that name none.
+    to the recorded chunk lists of streamed calls, replayed chunk for chunk (the n-th goes with
+    the n-th response). `models`: the model names the recorded requests used; with one, it is
+    the default for calls that name none. `from_spans` reads all of it, errors too, from a store.
     """
 
     name = "replay"
@@ -68,52 +65,71 @@ class ReplayBackend(Backend):
         *,
         streams: Mapping[str, Sequence[Sequence[dict[str, Any]]]] | None = None,
         models: Iterable[str] = (),
+        outcomes: Mapping[str, Sequence[dict[str, Any]]] | None = None,
     ) -> None:
         self.models = sorted(set(models))
         if len(self.models) == 1:
             self.default_model = self.models[0]
-        self._tapes: dict[str, _Tape] = defaultdict(_Tape)
+        tapes: dict[str, _Tape] = defaultdict(_Tape)
         for key, value in recordings.items():
             responses = [value] if isinstance(value, Mapping) else list(value)
-            self._tapes[key].responses.extend(dict(r) for r in responses)
+            tapes[key].outcomes.extend({"response": dict(r)} for r in responses)
         for key, runs in (streams or {}).items():
-            self._tapes[key].streams.extend([dict(c) for c in run] for run in runs)
-        self._tapes = dict(self._tapes)
+            tape = tapes[key]
+            for i, run in enumerate(runs):
+                chunks = [dict(c) for c in run]
+                if i < len(tape.outcomes):
+                    tape.outcomes[i]["chunks"] = chunks
+                else:
+                    tape.outcomes.append({"chunks": chunks})
+        for key, recorded in (outcomes or {}).items():
+            tapes[key].outcomes.extend(dict(o) for o in recorded)
+        self._tapes = dict(tapes)
 
     @classmethod
     def from_spans(cls, spans: Iterable[Any]) -> ReplayBackend:
-        """From span-like records (`kind`, `attributes`; objects or dicts), in recorded order.
+        """From span-like records (`kind`, `status`, `attributes`; objects or dicts), in
+        recorded order: answered calls, streams (cut or whole) and failed calls alike.
 
-        Spans of other kinds, failed calls and calls that recorded no response are skipped.
+        Spans of other kinds, cancelled calls, and failures recorded without their exception
+        are skipped.
         """
-        recordings: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        streams: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+        outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
         models: set[str] = set()
         for span in spans:
-            kind = span.get("kind") if isinstance(span, Mapping) else getattr(span, "kind", None)
-            attrs = span.get("attributes") if isinstance(span, Mapping) else getattr(
-                span, "attributes", None
+            kind, status, attrs = (
+                (span.get("kind"), span.get("status"), span.get("attributes"))
+                if isinstance(span, Mapping)
+                else (
+                    getattr(span, "kind", None),
+                    getattr(span, "status", None),
+                    getattr(span, "attributes", None),
+                )
             )
-            if kind != "llm" or not isinstance(attrs, Mapping):
+            if kind != "llm" or not isinstance(attrs, Mapping) or not attrs.get("request_hash"):
                 continue
-            key, response = attrs.get("request_hash"), attrs.get("response")
-            if not key or not isinstance(response, Mapping):
-                continue
-            recordings[key].append(dict(response))
+            outcome: dict[str, Any] = {}
+            if isinstance(attrs.get("response"), Mapping):
+                outcome["response"] = dict(attrs["response"])
             if isinstance(attrs.get("chunks"), list):
-                streams[key].append(list(attrs["chunks"]))
+                outcome["chunks"] = list(attrs["chunks"])
+            if status == "error" and isinstance(attrs.get("exception"), Mapping):
+                outcome["error"] = dict(attrs["exception"])
+            if not ("response" in outcome or "error" in outcome):
+                continue  # cancelled, or failed before exceptions were recorded
+            outcomes[attrs["request_hash"]].append(outcome)
             request = attrs.get("request")
             if isinstance(request, Mapping) and isinstance(request.get("model"), str):
                 models.add(request["model"])
-        return cls(recordings, streams=streams, models=models)
+        return cls({}, outcomes=outcomes, models=models)
 
     def __len__(self) -> int:
         return len(self._tapes)
 
-    def _tape(self, request: ChatRequest) -> _Tape:
+    def _next(self, request: ChatRequest) -> dict[str, Any]:
         key = request_hash(request)
         tape = self._tapes.get(key)
-        if tape is None or not (tape.responses or tape.streams):
+        if tape is None or not tape.outcomes:
             hint = ""
             if self.models and request.model not in self.models:
                 hint = f"; the recorded requests used model(s) {', '.join(self.models)}"
@@ -123,39 +139,43 @@ class ReplayBackend(Backend):
                 f"never calls a live endpoint: record the run again with a live LLM",
                 request_hash=key,
             )
-        return tape
+        return _copy(tape.next())
 
     async def complete(
         self, request: ChatRequest, *, attempt_timeout: float | None = None
     ) -> ChatResponse:
-        tape = self._tape(request)
-        if not tape.responses:
-            return ChatResponse.from_raw(assemble_stream(tape.next_stream() or []))
-        return ChatResponse.from_raw(_copy(tape.next_response()))
+        outcome = self._next(request)
+        if "error" in outcome:
+            raise rebuild_exception(outcome["error"])
+        if "response" in outcome:
+            return ChatResponse.from_raw(outcome["response"])
+        return ChatResponse.from_raw(assemble_stream(outcome.get("chunks") or []))
 
     async def stream(
         self, request: ChatRequest, *, attempt_timeout: float | None = None
     ) -> AsyncIterator[ChatChunk]:
-        tape = self._tape(request)
-        chunks = tape.next_stream()
-        if chunks is None:
-            chunks = chunks_from_response(tape.next_response())
-        for raw in chunks:
-            yield ChatChunk.model_validate(_copy(raw))
+        outcome = self._next(request)
+        chunks = outcome.get("chunks")
+        if chunks is None and "response" in outcome:
+            chunks = chunks_from_response(outcome["response"])
+        for raw in chunks or []:
+            yield ChatChunk.model_validate(raw)
+        if "error" in outcome:
+            raise rebuild_exception(outcome["error"])
 
 
 class RecordingBackend(Backend):
     """Wraps a live backend and keeps what it answered, for a `ReplayBackend` without a store.
 
     `recordings()` and `streams()` give the mappings `ReplayBackend(...)` takes; both are JSON.
+    `replay()` also serves the errors the calls raised, in order.
     """
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.name = inner.name
         self.default_model = inner.default_model
-        self._responses: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._streams: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+        self._outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     @property
     def secrets(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -167,34 +187,50 @@ class RecordingBackend(Backend):
     async def complete(
         self, request: ChatRequest, *, attempt_timeout: float | None = None
     ) -> ChatResponse:
-        response = await self.inner.complete(request, attempt_timeout=attempt_timeout)
-        self._responses[request_hash(request)].append(_copy(response.raw))
+        key = request_hash(request)
+        try:
+            response = await self.inner.complete(request, attempt_timeout=attempt_timeout)
+        except Exception as exc:
+            self._outcomes[key].append({"error": exception_record(exc)})
+            raise
+        self._outcomes[key].append({"response": _copy(response.raw)})
         return response
 
     async def stream(
         self, request: ChatRequest, *, attempt_timeout: float | None = None
     ) -> AsyncIterator[ChatChunk]:
         seen: list[dict[str, Any]] = []
+        outcome: dict[str, Any] = {"chunks": seen}
         chunks = self.inner.stream(request, attempt_timeout=attempt_timeout)
         try:
             async for chunk in chunks:
                 seen.append(_copy(chunk.model_dump(mode="json", exclude_none=True)))
                 yield chunk
+            outcome["response"] = assemble_stream(seen)
+        except Exception as exc:
+            outcome["error"] = exception_record(exc)
+            raise
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
-        key = request_hash(request)
-        self._streams[key].append(seen)
-        self._responses[key].append(assemble_stream(seen))
+            if "response" in outcome or "error" in outcome:
+                self._outcomes[request_hash(request)].append(outcome)
 
     def recordings(self) -> dict[str, list[dict[str, Any]]]:
-        return {k: list(v) for k, v in self._responses.items()}
+        """Hash -> the responses of the calls that were answered, in order."""
+        out = {k: [o["response"] for o in v if "response" in o] for k, v in self._outcomes.items()}
+        return {k: v for k, v in out.items() if v}
 
     def streams(self) -> dict[str, list[list[dict[str, Any]]]]:
-        return {k: list(v) for k, v in self._streams.items()}
+        """Hash -> the chunk lists of the streamed calls that ended, in order."""
+        out = {
+            k: [o["chunks"] for o in v if "chunks" in o and "response" in o]
+            for k, v in self._outcomes.items()
+        }
+        return {k: v for k, v in out.items() if v}
 
     def replay(self) -> ReplayBackend:
         return ReplayBackend(
-            self.recordings(), streams=self.streams(), models=[self.default_model]
+            {}, outcomes=_copy(dict(self._outcomes)), models=[self.default_model]
         )
 
     async def aclose(self) -> None:

@@ -8,21 +8,17 @@
    chosen agent, with a KL penalty that keeps the new policy close to the serving one (RLHF in
    miniature). Corrections join the router's labelled examples, which the same update keeps
    fitting (cross-entropy), so what it knew stays and what people taught it is learnt.
-3. `recalibrated` refits the temperature on the held-out set (the update sharpens the head), and
-   `gate` promotes the new version only if its held-out accuracy is not worse than the serving
-   one's beyond a tolerance; `learn_from_feedback` runs it all and saves the version either way,
-   serving or kept beside with the reason.
+3. `recalibrated` refits the temperature on held-out texts (the update sharpens the head).
+
+`swarm.router.learn.learn` runs them, with the one promotion gate, for every way of learning.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,12 +33,9 @@ __all__ = [
     "BanditEvent",
     "Contradiction",
     "FeedbackData",
-    "FeedbackOutcome",
-    "GateResult",
     "bandit_update",
-    "gate",
     "gather_feedback",
-    "learn_from_feedback",
+    "learning_temperature",
     "recalibrated",
 ]
 
@@ -337,166 +330,3 @@ def recalibrated(router: Router, texts: Sequence[str], labels: Sequence[str]) ->
         examples=router.examples,
         manifest={**router.manifest, LEARNING_TEMPERATURE: learning_temperature(router)},
     )
-
-
-# ---- the gate ------------------------------------------------------------------------------------
-
-
-@dataclass
-class GateResult:
-    promoted: bool
-    reason: str
-    before: Any
-    """The serving router's EvalReport on the held-out set."""
-    after: Any
-    """The candidate's."""
-    tolerance: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "promoted": self.promoted,
-            "reason": self.reason,
-            "tolerance": self.tolerance,
-            "before": _summary(self.before),
-            "after": _summary(self.after),
-        }
-
-
-def _summary(report: Any) -> dict[str, Any]:
-    return {
-        "version": report.version,
-        "examples": report.examples,
-        "accuracy": round(report.accuracy, 4),
-        "macro_f1": round(report.macro_f1, 4),
-        "ece": round(report.ece, 4),
-    }
-
-
-def gate(
-    candidate: Router,
-    serving: Router,
-    texts: Sequence[str],
-    labels: Sequence[str],
-    *,
-    tolerance: float = 0.01,
-) -> GateResult:
-    """Promote `candidate` only if its accuracy on the held-out (texts, labels) is at least the
-    serving router's minus `tolerance` (0.01 = one point)."""
-    from swarm.router.metrics import evaluate
-
-    if not texts:
-        raise DataError("the promotion gate needs a held-out evaluation set; it is empty")
-    oos = serving.policy.oos_label
-    before = evaluate(serving, texts, labels, oos_label=oos)
-    after = evaluate(candidate, texts, labels, oos_label=oos)
-    change = after.accuracy - before.accuracy
-    if change >= -tolerance:
-        reason = (
-            f"held-out accuracy {before.accuracy:.4f} -> {after.accuracy:.4f} "
-            f"({change * 100:+.2f} points; the gate allows a fall of {tolerance * 100:.2f})"
-        )
-        return GateResult(True, reason, before, after, tolerance)
-    reason = (
-        f"held-out accuracy fell {before.accuracy:.4f} -> {after.accuracy:.4f} "
-        f"({change * 100:+.2f} points), more than the gate allows ({tolerance * 100:.2f})"
-    )
-    return GateResult(False, reason, before, after, tolerance)
-
-
-# ---- all together --------------------------------------------------------------------------------
-
-
-@dataclass
-class FeedbackOutcome:
-    router: Router
-    """The new version (saved; serving only when `gate.promoted`)."""
-    feedback: FeedbackData
-    gate: GateResult
-    contributions: dict[str, float]
-    """Held-out accuracy change (points) each kind of feedback brought, in the order applied."""
-    folder: Path | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.router.version,
-            "path": str(self.folder) if self.folder else None,
-            "feedback": self.feedback.counts(),
-            "contradictions": [
-                {"text": c.text, "verdicts": list(c.verdicts)} for c in self.feedback.contradictions
-            ],
-            "skipped": dict(self.feedback.skipped),
-            "contributions": self.contributions,
-            **self.gate.to_dict(),
-        }
-
-
-def learn_from_feedback(
-    serving: Router,
-    feedback_rows: Iterable[Mapping[str, Any]],
-    held_out: Sequence[tuple[str, str]],
-    *,
-    models_dir: str | Path | None = None,
-    tolerance: float = 0.01,
-    config: BanditConfig | None = None,
-) -> FeedbackOutcome:
-    """Corrections, then the bandit update, then the gate; saves the new version under
-    `models_dir` (serving only if promoted; the manifest records why) unless it is None."""
-    from swarm.router.metrics import evaluate
-
-    data = gather_feedback(
-        feedback_rows, serving.head_labels, oos_label=serving.policy.oos_label or DEFAULT_OOS_LABEL
-    )
-    if not data.events and not data.corrections:
-        detail = f" ({len(data.contradictions)} texts had contradictory feedback)" * bool(
-            data.contradictions
-        )
-        raise DataError(f"no usable feedback in {data.rows} rows{detail}; nothing to learn")
-    texts, labels = [t for t, _ in held_out], [label for _, label in held_out]
-    if not texts:
-        raise DataError("the promotion gate needs a held-out evaluation set; it is empty")
-    oos = serving.policy.oos_label
-
-    def accuracy(router: Router) -> float:
-        return evaluate(router, texts, labels, oos_label=oos).accuracy
-
-    def update(events: Sequence[BanditEvent], corrections: Sequence[tuple[str, str]]) -> Router:
-        updated = bandit_update(serving, events, config, corrections=corrections)
-        return recalibrated(updated, texts, labels)
-
-    candidate = update(data.events, data.corrections)
-    base = accuracy(serving)
-    kinds = {"corrections": bool(data.corrections), "bandit": bool(data.events)}
-    if all(kinds.values()):  # what each kind alone does, and both together
-        alone = {
-            "corrections": update([], data.corrections),
-            "bandit": update(data.events, []),
-            "together": candidate,
-        }
-    else:
-        alone = {next(k for k, present in kinds.items() if present): candidate}
-    contributions = {k: round((accuracy(r) - base) * 100, 2) for k, r in alone.items()}
-    result = gate(candidate, serving, texts, labels, tolerance=tolerance)
-
-    created = dt.datetime.now(dt.UTC)
-    digest = hashlib.sha256(
-        repr((serving.version, data.corrections, data.events)).encode()
-    ).hexdigest()[:6]
-    candidate.version = created.strftime("%Y%m%d-%H%M%S-") + digest
-    candidate.manifest = {
-        **serving.manifest,
-        LEARNING_TEMPERATURE: learning_temperature(serving),
-        "created_at": created.isoformat(timespec="seconds"),
-        "parent": serving.version,
-        "feedback": {
-            **data.counts(),
-            "contributions": contributions,
-            "bandit_config": (config or BanditConfig()).to_dict(),
-        },
-        "promotion": result.to_dict(),
-    }
-    candidate.manifest.pop("files", None)
-    folder = None
-    if models_dir is not None:
-        folder = candidate.save(models_dir, make_current=result.promoted)
-        result.after.version = candidate.version
-    return FeedbackOutcome(candidate, data, result, contributions, folder)

@@ -14,7 +14,8 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
-from swarm.models import Decision
+from swarm.feedback import OUT_OF_SCOPE
+from swarm.models import Decision, RouterLike
 from swarm.router.calibration import expected_calibration_error
 
 __all__ = ["EvalReport", "LabelScore", "auroc", "evaluate", "macro_f1", "score_decisions"]
@@ -106,7 +107,7 @@ class EvalReport:
 
 
 def evaluate(
-    router: Any,
+    router: RouterLike,
     texts: Sequence[str],
     labels: Sequence[str],
     *,
@@ -115,11 +116,7 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Route `texts` in batches and score the decisions against `labels`."""
-    oos = (
-        oos_label
-        if oos_label is not None
-        else getattr(getattr(router, "policy", None), "oos_label", "oos")
-    )
+    oos = oos_label if oos_label is not None else OUT_OF_SCOPE
     start = time.perf_counter()
     decisions: list[Decision] = []
     for i in range(0, len(texts), batch_size):
@@ -130,7 +127,7 @@ def evaluate(
     report = score_decisions(
         decisions, labels, oos_label=oos or "oos", known=getattr(router, "labels", None)
     )
-    report.version = str(getattr(router, "version", ""))
+    report.version = str(router.version)
     report.seconds = time.perf_counter() - start
     return report
 

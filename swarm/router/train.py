@@ -28,7 +28,7 @@ from swarm.router.calibration import (
     in_scope_confidence,
     softmax,
 )
-from swarm.router.data import DEFAULT_OOS_LABEL, LabelledExample, TrainingData
+from swarm.router.data import DEFAULT_OOS_LABEL, ConflictPolicy, LabelledExample, TrainingData
 from swarm.router.encoders import (
     DEFAULT_ENCODER,
     CachedEncoder,
@@ -53,6 +53,9 @@ class TrainConfig:
     """None: chosen on held-out predictions; a number: set by hand (0 never rejects)."""
     target_rejection: float = 0.02
     """Without out-of-scope examples: the share of in-scope held-out texts the threshold rejects."""
+    oos_recall: float | None = None
+    """With out-of-scope examples: the least share of held-out out-of-scope texts the threshold
+    must reject (`--oos-recall`); None keeps the threshold chosen by `target_rejection`."""
     ambiguity_margin: float = 0.1
     """Top two agents' calibrated probabilities closer than this: ambiguous."""
     top_k: int = 5
@@ -73,7 +76,10 @@ class TrainReport:
     sources: dict[str, int]
     examples: int
     labels: int
-    overridden: int
+    relabelled_by_feedback: int
+    """Texts whose label a person's correction changed."""
+    conflicts: str
+    """What was done with texts two sources gave different labels ("" when none)."""
     metrics: dict[str, float]
     seconds: dict[str, float]
     epochs: list[int]
@@ -91,8 +97,10 @@ class TrainReport:
             table.add_row(source, str(n))
         table.add_row("[bold]used (one per text)[/bold]", f"[bold]{self.examples}[/bold]")
         yield table
-        if self.overridden:
-            yield f"[yellow]{self.overridden} texts were relabelled by a later source[/yellow]"
+        if self.relabelled_by_feedback:
+            yield f"{self.relabelled_by_feedback} texts were relabelled by people's feedback"
+        if self.conflicts:
+            yield f"[yellow]{self.conflicts}[/yellow]"
         m = self.metrics
         held_out = f"held-out accuracy {m['heldout_accuracy']:.4f}, ECE {m['heldout_ece']:.4f}"
         if "heldout_oos_recall" in m:
@@ -196,6 +204,10 @@ def _train(
         )
     else:
         threshold = 0.0
+    if config.oos_recall is not None and config.threshold is None:
+        threshold = _threshold_for_recall(
+            held_probs, held_y, oos_index, config.oos_recall, threshold
+        )
     metrics = _held_out_metrics(held_probs, held_y, oos_index, threshold)
     metrics.update(temperature=temperature, threshold=threshold)
 
@@ -211,7 +223,8 @@ def _train(
         sources=data.counts_by_source(),
         examples=len(examples),
         labels=len(labels),
-        overridden=data.overridden,
+        relabelled_by_feedback=data.relabelled_by_feedback,
+        conflicts=data.conflict_note(),
         metrics=metrics,
         seconds=seconds,
         epochs=fitted.epochs,
@@ -260,6 +273,26 @@ def _encode(
     return np.asarray(out, dtype=np.float32)
 
 
+def _threshold_for_recall(
+    probs: np.ndarray, y: np.ndarray, oos_index: int | None, recall: float, threshold: float
+) -> float:
+    """The least threshold at or above `threshold` that rejects `recall` of the held-out
+    out-of-scope texts (those the head already calls out of scope count as rejected)."""
+    if oos_index is None or not (y == oos_index).any():
+        raise DataError(
+            "--oos-recall needs out-of-scope examples (OUT_OF_SCOPE in the agents module, or "
+            f"rows labelled {DEFAULT_OOS_LABEL!r}) to measure the recall on"
+        )
+    best, confidence = in_scope_confidence(probs, oos_index)
+    is_oos = y == oos_index
+    caught = probs[is_oos].argmax(axis=1) == oos_index
+    missed = np.sort(confidence[is_oos][~caught])  # confidences a threshold must exceed
+    need = int(np.ceil(recall * is_oos.sum())) - int(caught.sum())
+    if need <= 0 or len(missed) == 0:
+        return threshold
+    return max(threshold, float(np.nextafter(missed[min(need, len(missed)) - 1], 1.0)))
+
+
 def _check_trainable(examples: list[LabelledExample], oos_label: str) -> None:
     labels = {ex.label for ex in examples}
     in_scope = labels - {oos_label}
@@ -306,9 +339,10 @@ def gather_training_data(
     feedback_db: str | None = None,
     text_column: str | None = None,
     label_column: str | None = None,
+    on_conflict: ConflictPolicy = "error",
 ) -> tuple[TrainingData, str | None]:
     """TrainingData from the CLI's sources, and the agent registry's fingerprint (if agents)."""
-    data = TrainingData()
+    data = TrainingData(on_conflict=on_conflict)
     fingerprint = None
     if agents_module:
         from swarm.agents import AgentRegistry

@@ -179,8 +179,13 @@ def _from_validation(exc: ValidationError, file: str, marks: _Marks) -> Scenario
     lines = []
     first: tuple[int, int, str] | None = None
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-        kind = err["type"]
+        kind, raw = err["type"], err["loc"]
+        # The last part of an unknown-field error is the user's own key, whatever it looks like.
+        loc = tuple(
+            p
+            for i, p in enumerate(raw)
+            if not _is_union_tag(p) or (kind == "extra_forbidden" and i == len(raw) - 1)
+        )
         line, col = marks.find(loc, key=kind == "extra_forbidden")
         fld = field_name(loc)
         lines.append(f"{file}:{line}:{col}: {fld}: {_explain(err, loc)}")

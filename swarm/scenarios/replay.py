@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from swarm.agents import AgentRegistry
-from swarm.errors import TaskNotFound, ToolError
+from swarm.context import TOOL_REPLAY_SERVICE
+from swarm.errors import ReplayedError, TaskNotFound, ToolError
+from swarm.failure import rebuild_exception
 from swarm.models import Result, Task
 from swarm.scenarios.format import FixtureCall
 from swarm.scenarios.runner import AgentPack, RouterFactory, default_router_factory
@@ -38,8 +40,6 @@ __all__ = [
     "suite_from_run",
 ]
 
-TOOL_REPLAY_SERVICE = "swarm.tool_replay"
-"""The `services` key `Context.tool` looks under for a `ToolReplay`."""
 
 
 # ---- what a run recorded -----------------------------------------------------------------------
@@ -158,6 +158,8 @@ class ToolReplay:
     A call is matched by the text of its task, the tool's name and its arguments; failing that,
     by name and arguments alone. A call with no recording raises `ToolError`, so a replay stays
     offline, unless `live=True`, which calls the tool. `served` and `live_calls` count both.
+    A recorded failure is raised again as its own class with its own arguments (see
+    `swarm.failure.rebuild_exception`), so the agent takes the branch it took the first time.
     """
 
     def __init__(
@@ -195,7 +197,12 @@ class ToolReplay:
             )
         self.served += 1
         if span["status"] == "error":
-            raise ToolError(f"replayed failure of tool {name!r}: {span['error']}")
+            record = span["attributes"].get("exception")
+            if isinstance(record, dict):
+                # The class the tool raised, so the agent's `except` takes the same branch.
+                raise rebuild_exception(record)
+            # A span from before exceptions were recorded: only its text is known.
+            raise ReplayedError(f"replayed failure of tool {name!r}: {span['error']}")
         return json.loads(json.dumps(span["attributes"]["output"])), True
 
 

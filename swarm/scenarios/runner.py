@@ -10,11 +10,13 @@ import inspect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from swarm.agents import AgentRegistry
+from swarm.agents import AgentRegistry, Pack, load_pack
 from swarm.errors import ConfigError, ScenarioError, SwarmError
 from swarm.models import Result, new_id
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.scenarios.assertions import check_result, check_value, resolve_callable
 from swarm.scenarios.format import NONE_LABEL, FixtureCall, Scenario, Step, Suite
 from swarm.scenarios.loader import locate
@@ -157,38 +159,27 @@ class TestReport:
 
 @dataclass(slots=True)
 class AgentPack:
-    """What an agents module offers scenario files beyond its agents.
-
-    - `FIXTURES = {"name": fn}`: `fn(services, **args)` (sync or async) prepares the world a suite
-      names under `setup:` (seed a sandbox database …); it may put objects into `services` or
-      return a dict that is merged into it.
-    - `STATE = {"name": fn}`: `fn(services, **args)` returns a value a step's `state:` check
-      examines after the step ran.
-    - `setup(services)` / `teardown(services)`: called around every suite that uses the module.
+    """What a suite's agents module offers beyond its agents: the `swarm.agents.Pack`'s fixtures
+    (a suite's `setup:`), state checks (a step's `state:`) and its setup/teardown hooks.
 
     `services` is the dict the swarm gets as `Swarm(services=...)`: agents see it as
     `ctx.services`.
     """
 
-    module: Any
+    pack: Pack
     fixtures: dict[str, Callable[..., Any]]
     state: dict[str, Callable[..., Any]]
 
     @classmethod
     def of(cls, agents_spec: str) -> AgentPack:
-        module = importlib.import_module(agents_spec.partition(":")[0])
-        return cls(
-            module,
-            dict(getattr(module, "FIXTURES", None) or {}),
-            dict(getattr(module, "STATE", None) or {}),
-        )
+        pack = load_pack(agents_spec)
+        return cls(pack, dict(pack.fixtures), dict(pack.state))
 
     async def setup(self, calls: Iterable[FixtureCall]) -> dict[str, Any]:
-        """Run the module's `setup` hook, then the fixtures `calls` name, in order."""
+        """Run the pack's `setup` hook, then the fixtures `calls` name, in order."""
         services: dict[str, Any] = {}
-        hook = getattr(self.module, "setup", None)
-        if callable(hook):
-            await _call(hook, services)
+        if self.pack.setup is not None:
+            await _call(self.pack.setup, services)
         for call in calls:
             out = await _call(self.fixtures[call.fixture], services, **call.args)
             if isinstance(out, dict):
@@ -196,9 +187,8 @@ class AgentPack:
         return services
 
     async def teardown(self, services: dict[str, Any]) -> None:
-        hook = getattr(self.module, "teardown", None)
-        if callable(hook):
-            await _call(hook, services)
+        if self.pack.teardown is not None:
+            await _call(self.pack.teardown, services)
 
 
 async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -209,28 +199,34 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def default_router_factory(
-    models_dir: str = "storage/models", console: Any = None
+    models_dir: str | Path = DEFAULT_MODELS_DIR, console: Any = None, progress: Any = None
 ) -> RouterFactory:
-    """`keyword` (no model), `auto` (the trained router, trained on first use) or a folder."""
+    """`keyword` (no model), `auto` (the trained router, trained on first use) or a folder.
+
+    `auto` learns from the agents' examples and the training data of the registry's packs; a pack
+    that brings its own data keeps its router in `models_dir/PACK` (its own CURRENT, so it never
+    replaces another pack's router). `progress` draws training bars (see `train_router`)."""
 
     def make(spec: str, registry: AgentRegistry) -> RouterLike:
         if spec == "keyword":
-            from swarm.testing import KeywordRouter
+            from swarm.router.keyword import KeywordRouter
 
             return KeywordRouter(registry)
         from swarm import router as routing  # lazy: torch and the encoder are heavy
 
         if spec == "auto":
-            if registry.router_for is not None:  # the pack knows how it is trained
-                return registry.router_for(registry, models_dir, console=console)  # type: ignore[no-any-return]
-            ensure = getattr(routing, "ensure_router", None)
-            if ensure is None:
-                raise ConfigError(
-                    "this build has no trained-router support (swarm.router.ensure_router); "
-                    "use --router keyword"
-                )
-            return ensure(registry, models_dir, console=console)  # type: ignore[no-any-return]
-        return routing.load_router(spec, registry=registry)  # type: ignore[attr-defined,no-any-return]
+            training, owners = None, []
+            for pack in registry.packs:
+                rows = pack.training_rows()
+                if rows:
+                    training = training or routing.TrainingData()
+                    training.add_pairs(rows, f"{pack.name} training data")
+                    owners.append(pack.name)
+            root = Path(models_dir) / "+".join(owners) if owners else Path(models_dir)
+            return routing.ensure_router(
+                registry, root, training=training, console=console, progress=progress
+            )
+        return routing.load_router(spec, registry=registry)
 
     return make
 
@@ -271,7 +267,7 @@ class ScenarioRunner:
         router: str | None = None,
         router_factory: RouterFactory | None = None,
         db: str | TraceStore | None = None,
-        models_dir: str = "storage/models",
+        models_dir: str | Path = DEFAULT_MODELS_DIR,
         llm: Any = None,
         on_scenario: Callable[[ScenarioResult], None] | None = None,
         keep_traces: bool = True,
@@ -358,7 +354,7 @@ class ScenarioRunner:
             return self._suite_failed(out, suite, scenarios, str(exc))
         except Exception as exc:  # an import error or a fixture that raised: that suite only
             return self._suite_failed(out, suite, scenarios, f"{type(exc).__name__}: {exc}")
-        out.router_version = getattr(router, "version", None)
+        out.router_version = router.version
         swarm = Swarm(
             registry,
             router=router,
@@ -476,7 +472,7 @@ def check_suite(suite: Suite, registry: AgentRegistry, pack: AgentPack) -> None:
         if call.fixture not in pack.fixtures:
             bad(
                 ("setup", i, "fixture"),
-                _unknown("fixture", call.fixture, pack.fixtures, "FIXTURES"),
+                _unknown("fixture", call.fixture, pack.fixtures, "the pack's fixtures"),
             )
     for si, scenario in enumerate(suite.scenarios):
         for ti, step in enumerate(scenario.steps):
@@ -494,7 +490,8 @@ def check_suite(suite: Suite, registry: AgentRegistry, pack: AgentPack) -> None:
             for ci, sc in enumerate(e.state):
                 if sc.check not in pack.state:
                     where = (*base, "expect", "state", ci, "check")
-                    bad(where, _unknown("state check", sc.check, pack.state, "STATE"))
+                    known = pack.state
+                    bad(where, _unknown("state check", sc.check, known, "the pack's state checks"))
             for key in ("output", "error"):
                 check = getattr(e, key)
                 if check is not None and check.predicate is not None:

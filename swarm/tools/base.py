@@ -22,7 +22,13 @@ class Tool:
 
     `await tool(**kwargs)` validates and calls; `tool.spec` is the OpenAI `tools` entry;
     `await tool.invoke('{"json": "text"}')` is what an `LLMAgent` does with a model's call.
+
+    `errors_are_tool_errors`: when True (the built-in tools), any exception the function raises
+    becomes a `ToolError` naming the tool and the failure, so it goes back to the model instead
+    of failing the task. A plain `@tool` lets its exceptions through, for the agent to catch.
     """
+
+    errors_are_tool_errors: bool = False
 
     def __init__(
         self,
@@ -85,9 +91,20 @@ class Tool:
         return render(await self._call(self.validate(arguments)))
 
     async def _call(self, checked: dict[str, Any]) -> Any:
-        out = self.fn(**checked)
-        if inspect.isawaitable(out):
-            out = await out
+        try:
+            out = self.fn(**checked)
+            if inspect.isawaitable(out):
+                out = await out
+        except ToolError:
+            raise
+        except Exception as exc:
+            if not self.errors_are_tool_errors:
+                raise
+            cause = _first_leaf(exc)
+            detail = str(cause) or "(no message)"
+            raise ToolError(
+                f"tool {self.name!r} failed: {type(cause).__name__}: {detail}"
+            ) from exc
         return out
 
     def __repr__(self) -> str:
@@ -119,6 +136,13 @@ def tool(
         return Tool(f, name=name, description=description)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real failure inside (nested) exception groups, which say little themselves."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def render(value: Any) -> str:

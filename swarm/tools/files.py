@@ -21,8 +21,10 @@ class FileTool(Tool):
     """`read_file(path)` for a model: the text of a file under one of `roots`.
 
     A relative path is taken from the first root; an absolute one must lie inside a root. The
-    body kept is capped at `max_bytes` (`truncated` says so).
+    body kept is capped at `max_bytes` (`truncated` says so). Every failure is a `ToolError`.
     """
+
+    errors_are_tool_errors = True
 
     def __init__(
         self,

@@ -1,19 +1,30 @@
 """The built-in HTTP tool: reaches only allow-listed hosts, never private addresses unless allowed,
-checks every redirect hop again, and connects to the very address it checked (no DNS rebinding).
+checks every redirect hop again, connects to the very address it checked (no DNS rebinding), and
+caps the body after decoding (a compressed bomb stops at the cap).
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import io
 import ipaddress
 import socket
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
 
 from swarm.errors import ConfigError, ToolError
+from swarm.otel import trace_headers
+from swarm.tools.addresses import classify
 from swarm.tools.base import Tool
+
+try:  # zstd is decoded only where the zstandard package is installed (httpx's own extra)
+    import zstandard
+except ImportError:  # pragma: no cover - depends on the environment
+    zstandard = None  # type: ignore[assignment]
 
 __all__ = ["HttpTool", "Resolver"]
 
@@ -30,8 +41,15 @@ class HttpTool(Tool):
       literals. Nothing else is reached, on the first request or after a redirect.
     - `allow_private`: let allowed hosts resolve to loopback, private, link-local or other
       non-global addresses (off: a public name pointing at 169.254.169.254 is refused).
-    - `timeout` bounds the whole call, redirects included; `max_bytes` caps the body kept.
+    - `timeout` bounds the whole call, redirects included; `max_bytes` caps the body kept,
+      after decoding: a compressed body is decoded only up to the cap, and an encoding the tool
+      cannot decode with a bound (brotli, or any unknown one) is refused, never decoded whole.
+    - Every failure (a bad `Location`, an unknown charset, a refused encoding, a network error)
+      is a `ToolError`, which an agent shows to the model.
     """
+
+    errors_are_tool_errors = True
+
 
     def __init__(
         self,
@@ -86,7 +104,7 @@ class HttpTool(Tool):
                 return await self._follow(url, method, body)
         except TimeoutError:
             raise ToolError(f"request to {url} timed out after {self.timeout:g}s") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ToolError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
 
     async def check(self, url: str) -> tuple[httpx.URL, str]:
@@ -106,6 +124,8 @@ class HttpTool(Tool):
         if not self._host_allowed(host):
             raise ToolError(f"host {host!r} is not allowed; allowed: {sorted(self.allow_hosts)}")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if not 0 < port < 65536:
+            raise ToolError(f"port {port} of {url!r} is out of range (1-65535)")
         try:
             addresses = await self._resolve(host, port)
         except OSError as exc:
@@ -114,10 +134,11 @@ class HttpTool(Tool):
             raise ToolError(f"{host!r} resolves to no address")
         if not self.allow_private:
             for address in addresses:
-                if not _is_public(address):
+                why = classify(address)
+                if why is not None:
                     raise ToolError(
-                        f"{host!r} resolves to {address}, a private or reserved address; "
-                        f"not allowed (allow_private is off)"
+                        f"{host!r} resolves to {address}, a private or reserved address "
+                        f"({why}); not allowed (allow_private is off)"
                     )
         return parsed, addresses[0]
 
@@ -140,7 +161,7 @@ class HttpTool(Tool):
                 try:
                     location = response.headers.get("location")
                     if response.status_code in _REDIRECTS and location:
-                        url = str(parsed.join(location))
+                        url = _redirect_target(parsed, location)
                         if response.status_code == 303 or (
                             response.status_code in (301, 302) and method != "HEAD"
                         ):
@@ -153,7 +174,7 @@ class HttpTool(Tool):
                     "status": response.status_code,
                     "url": str(parsed),
                     "content_type": response.headers.get("content-type", ""),
-                    "body": content.decode(response.encoding or "utf-8", errors="replace"),
+                    "body": _text(content, response.charset_encoding),
                     "truncated": truncated,
                 }
         raise ToolError(f"more than {self.max_redirects} redirects, starting at {url}")
@@ -168,7 +189,13 @@ class HttpTool(Tool):
         request = client.build_request(
             method,
             pinned,
-            headers={**self.headers, "Host": host_header},
+            # Only encodings this tool decodes with a bound (see _read_capped).
+            headers={
+                **self.headers,
+                **trace_headers(),  # traceparent only while an exported task runs (swarm.otel)
+                "Host": host_header,
+                "Accept-Encoding": _ACCEPT_ENCODING,
+            },
             content=body.encode() if body is not None else None,
             extensions={"sni_hostname": url.host},
         )
@@ -176,14 +203,125 @@ class HttpTool(Tool):
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """The body, decoded, cut at `limit` bytes, and whether it was cut.
+
+    The raw (still encoded) bytes are read up to the limit, then decoded by decoders that stop
+    at `limit + 1` bytes of output: memory stays near twice the limit whatever the ratio (a
+    32 KB zstd body can decode to 1 GiB). Source: zlib's `max_length` and zstandard's
+    `stream_reader`, in place of httpx's decoders, which decode each piece in full."""
+    encodings = [
+        e.strip().lower()
+        for e in response.headers.get("content-encoding", "").split(",")
+        if e.strip() and e.strip().lower() != "identity"
+    ]
+    for encoding in encodings:
+        if encoding not in _DECODERS:
+            raise ToolError(
+                f"the server sent a body in {encoding!r} encoding, which this tool cannot decode "
+                f"within its size cap; refused (it accepts {_ACCEPT_ENCODING})"
+            )
+    # Compressed data rarely grows, but a little slack lets a body near the cap decode whole.
+    raw_limit = limit + 1 + (1024 if encodings else 0)
     parts: list[bytes] = []
     size = 0
-    async for piece in response.aiter_bytes():
-        parts.append(piece)
+    raw_cut = False
+    try:
+        async for piece in response.aiter_raw():
+            parts.append(piece)
+            size += len(piece)
+            if size > raw_limit:
+                raw_cut = True
+                break
+    except httpx.StreamConsumed:
+        # A response made in memory (a test transport) arrives read and decoded already.
+        content = response.content
+        return content[:limit], len(content) > limit
+    data = b"".join(parts)[:raw_limit]
+    for encoding in reversed(encodings):  # the last encoding applied is undone first
+        try:
+            data = _DECODERS[encoding](data, limit + 1)
+        except (zlib.error, ValueError, OSError) as exc:
+            raise ToolError(
+                f"the server sent a {encoding} body that does not decode: {exc}"
+            ) from None
+    return data[:limit], raw_cut or len(data) > limit
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    return _inflate(data, limit, 16 + zlib.MAX_WBITS)
+
+
+def _deflate(data: bytes, limit: int) -> bytes:
+    # HTTP's "deflate" is zlib-wrapped (RFC 9110), but some servers send it raw; httpx tries both.
+    try:
+        return _inflate(data, limit, zlib.MAX_WBITS)
+    except zlib.error:
+        return _inflate(data, limit, -zlib.MAX_WBITS)
+
+
+def _inflate(data: bytes, limit: int, wbits: int) -> bytes:
+    out: list[bytes] = []
+    size = 0
+    decoder = zlib.decompressobj(wbits)
+    while data and size < limit:
+        piece = decoder.decompress(data, limit - size)
+        out.append(piece)
         size += len(piece)
-        if size > limit:
-            return b"".join(parts)[:limit], True
-    return b"".join(parts), False
+        data = decoder.unconsumed_tail
+        if decoder.eof:
+            # Concatenated gzip members are one body (RFC 1952); anything else after is junk.
+            rest = decoder.unused_data
+            if not rest or wbits != 16 + zlib.MAX_WBITS:
+                break
+            decoder, data = zlib.decompressobj(wbits), rest
+    return b"".join(out)
+
+
+def _unzstd(data: bytes, limit: int) -> bytes:
+    assert zstandard is not None
+    out: list[bytes] = []
+    size = 0
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    try:
+        while size < limit:
+            piece = reader.read(min(65536, limit - size))
+            if not piece:
+                break
+            out.append(piece)
+            size += len(piece)
+    except zstandard.ZstdError as exc:
+        if not out:  # a body cut at the cap ends mid-frame: keep what decoded
+            raise ValueError(str(exc)) from None
+    return b"".join(out)
+
+
+_DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
+    "deflate": _deflate,
+}
+if zstandard is not None:
+    _DECODERS["zstd"] = _unzstd
+_ACCEPT_ENCODING = ", ".join(e for e in ("gzip", "deflate", "zstd") if e in _DECODERS)
+
+
+def _redirect_target(current: httpx.URL, location: str) -> str:
+    try:
+        return str(current.join(location))
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise ToolError(
+            f"the server redirected to {location[:200]!r}, which is not a valid URL ({exc})"
+        ) from None
+
+
+def _text(content: bytes, charset: str | None) -> str:
+    """`content` decoded by the response's charset; UTF-8 when it names none or one Python does
+    not know (a server's typo must not fail the call)."""
+    try:
+        codec = codecs.lookup(charset) if charset else None
+    except LookupError:
+        codec = None
+    return content.decode(codec.name if codec else "utf-8", errors="replace")
 
 
 async def _system_resolver(host: str, port: int) -> list[str]:
@@ -191,16 +329,6 @@ async def _system_resolver(host: str, port: int) -> list[str]:
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def _is_public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 def _norm_host(host: str) -> str:

@@ -29,7 +29,11 @@ class ScriptTool(Tool):
     now, so a later PATH change cannot swap it. The model's `args` are appended as separate argv
     items: no shell ever sees them. Arguments that start with `-` are refused unless
     `allow_options`, so a model cannot slip in flags the script's author did not expect.
+    A failure to start the program (an argument too long for the OS, `E2BIG`; a script gone
+    since) is a `ToolError`, like every other failure of this tool.
     """
+
+    errors_are_tool_errors = True
 
     def __init__(
         self,
@@ -83,16 +87,23 @@ class ScriptTool(Tool):
         return await self._exec([*argv, *args], script)
 
     async def _exec(self, argv: list[str], script: str) -> dict[str, Any]:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=self.cwd,
-            env=self.env,
-            # Its own process group, so a timeout kills what the script started as well.
-            start_new_session=True,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self.cwd,
+                env=self.env,
+                # Its own process group, so a timeout kills what the script started as well.
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:  # ValueError: a NUL or a bad cwd the OS refused
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            size = sum(len(a.encode()) + 1 for a in argv)
+            raise ToolError(
+                f"script {script!r} could not start: {why} ({len(argv)} arguments, {size} bytes)"
+            ) from None
         assert proc.stdout is not None and proc.stderr is not None
         budget = _Budget(self.max_output)
         readers = asyncio.gather(

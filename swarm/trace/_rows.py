@@ -1,8 +1,11 @@
-"""Rows for the trace store's batched writer, and the writer process that puts them into SQLite.
+"""Rows for the trace store's batched writer: the one write path into the database, and the
+writer process that runs it for a SQLite file.
 
 Standard library and orjson only, so `python swarm/trace/_rows.py DB` starts in milliseconds: the
 writer process runs SQLite on the second core while the event loop keeps the first (the GIL would
-otherwise make the two take turns). The same `Batch` serves the in-process writer.
+otherwise make the two take turns). `write` serves the writer process and the in-process writer
+alike: it owns the retry loop, and isolates a row the database refuses (bisecting the batch), so
+the rest is written and that row is stored in a safe form (`safe_op`) or reported.
 
 Ops are plain tuples, made on the event loop by `TraceStore`:
 
@@ -18,11 +21,20 @@ Ops are plain tuples, made on the event loop by `TraceStore`:
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import enum
+import io
+import json
+import math
 import pickle
 import sqlite3
 import struct
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import orjson
@@ -156,35 +168,299 @@ def _encoded(columns: tuple[str, ...], rows: list[Any]) -> list[Any]:
     return out
 
 
+# ---- values the database accepts -----------------------------------------------------------
+
 _JSON = "\x00json"
-"""Marks a value `jsonable_op` already encoded: (_JSON, text)."""
+"""Marks a value already encoded as JSON text: (_JSON, text)."""
+
+MAX_DEPTH = 254
+"""Nesting kept in a JSON value (orjson's own limit); deeper parts are replaced by a note."""
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+OP_FIELDS = {
+    # One letter per op position: k op kind, s text, n nullable text, i integer, f real,
+    # r nullable real, j JSON.
+    "q": "ksnnnsjirnf",
+    "rq": "ks",
+    "s": "kssif",
+    "f": "kssnijjnf",
+    "d": "ksnsfjnff",
+    "sp": "kssnnssfrsnj",
+    "run": "kssnnnfj",
+    "run_done": "ksf",
+}
+_OP_NAMES = {
+    "q": "task", "rq": "task requeue", "s": "task start", "f": "task result",
+    "d": "routing decision", "sp": "span", "run": "run", "run_done": "run end",
+}  # fmt: skip
 
 
 def dumps(value: Any) -> str:
-    if value == {}:
+    """`value` as JSON text; never raises. orjson first (non-JSON objects become their repr);
+    a value it refuses (lone surrogates, ints beyond 64 bits, circular or too deep structures)
+    goes through `safe_json` and the standard library's encoder."""
+    if type(value) is dict and not value:
         return "{}"
-    return orjson.dumps(value, default=repr).decode()
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except Exception:  # orjson.JSONEncodeError is a TypeError; repr() may raise anything
+        return json.dumps(safe_json(value), ensure_ascii=False, allow_nan=False)
 
 
-def jsonable_op(op: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The op with every value that pickle might refuse replaced by its JSON text."""
-    return tuple(
-        v if v is None or isinstance(v, str | int | float | bool) else (_JSON, dumps(v)) for v in op
-    )
+def _default(obj: Any) -> str:
+    return safe_text(_repr(obj))
+
+
+def _repr(obj: Any) -> str:
+    try:
+        return repr(obj)
+    except Exception as exc:
+        return f"<unrepresentable {type(obj).__name__}: {type(exc).__name__}>"
+
+
+def safe_text(text: str, *, escape_nul: bool = False) -> str:
+    """`text` made storable: lone surrogates (half a UTF-16 pair) become the escape `\\udXXX`,
+    and with `escape_nul`, NUL becomes `\\x00` (PostgreSQL refuses NUL; SQLite keeps it)."""
+    if type(text) is not str:
+        text = str.__str__(text)  # a str subclass: its plain value
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if escape_nul and "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text
+
+
+def safe_json(value: Any, *, escape_nul: bool = False) -> Any:
+    """`value` as plain JSON data (dict with str keys, list, str, int, finite float, bool, None)
+    that `json.dumps` encodes and the database stores: text through `safe_text`, what orjson
+    encodes natively (dataclasses, enums, dates, UUIDs) as orjson would, NaN and infinities as
+    null, other objects as their repr, a circular reference or a part deeper than `MAX_DEPTH`
+    as a note in angle brackets. Ints of any size are kept (JSON allows them)."""
+    return _walk(value, 0, set(), escape_nul)
+
+
+def _walk(v: Any, depth: int, path: set[int], nul: bool) -> Any:
+    if v is None or v is True or v is False:
+        return v
+    if isinstance(v, str):
+        return safe_text(v, escape_nul=nul)
+    if isinstance(v, int) and not isinstance(v, enum.Enum):
+        return int.__index__(v)
+    if isinstance(v, float):
+        return float(v) if math.isfinite(v) else None
+    if depth >= MAX_DEPTH:
+        return f"<nested deeper than {MAX_DEPTH} levels>"
+    if isinstance(v, dict | list | tuple) or dataclasses.is_dataclass(v):
+        if id(v) in path:
+            return "<circular reference>"
+        path.add(id(v))
+        try:
+            if isinstance(v, dict):
+                return {_key(k, nul): _walk(x, depth + 1, path, nul) for k, x in v.items()}
+            if isinstance(v, list) or type(v) is tuple:
+                return [_walk(x, depth + 1, path, nul) for x in v]
+            if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                fields = {f.name: getattr(v, f.name, None) for f in dataclasses.fields(v)}
+                return {k: _walk(x, depth + 1, path, nul) for k, x in fields.items()}
+        finally:
+            path.discard(id(v))
+    if isinstance(v, enum.Enum):
+        return _walk(v.value, depth + 1, path, nul)
+    if isinstance(v, datetime.date | datetime.time):
+        return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    return safe_text(_repr(v), escape_nul=nul)
+
+
+def _key(k: Any, nul: bool) -> str:
+    # As orjson's OPT_NON_STR_KEYS (and the standard library) write keys that are not text.
+    if isinstance(k, str):
+        return safe_text(k, escape_nul=nul)
+    if k is None or k is True or k is False:
+        return json.dumps(k)
+    if isinstance(k, int | float) and not isinstance(k, enum.Enum):
+        return json.dumps(k) if isinstance(k, int) or math.isfinite(k) else str(k)
+    if isinstance(k, enum.Enum):
+        return _key(k.value, nul)
+    return safe_text(_repr(k), escape_nul=nul)
+
+
+def safe_op(op: tuple[Any, ...], *, escape_nul: bool = False) -> tuple[Any, ...]:
+    """The op with every value in a form the database stores, and of builtin types only (so the
+    writer process unpickles it without importing anything): text escaped (`safe_text`), JSON
+    columns encoded (`dumps`, as `(_JSON, text)`), NaN reals as NULL (0.0 where the column needs
+    a value), integers clamped to 64 bits, anything else in a text column as its repr."""
+    fields = OP_FIELDS.get(op[0]) if op and type(op[0]) is str else None
+    if fields is None or len(fields) != len(op):
+        raise ValueError(f"unknown trace op {_repr(op)[:200]}")
+    out: list[Any] = []
+    for kind, v in zip(fields, op, strict=True):
+        if kind == "k" or (v is None and kind in "nrj"):
+            out.append(v)
+        elif kind == "j":
+            if type(v) is tuple and len(v) == 2 and v[0] == _JSON:
+                v = json.loads(v[1])  # already text: re-encode in case NUL must be escaped
+            text = dumps(v) if not escape_nul else dumps(safe_json(v, escape_nul=True))
+            out.append((_JSON, text))
+        elif kind in "sn":
+            out.append(safe_text(v if isinstance(v, str) else _repr(v), escape_nul=escape_nul))
+        elif kind == "i":
+            n = int.__index__(v) if isinstance(v, int) else 0
+            out.append(min(max(n, _INT64[0]), _INT64[1]))
+        else:  # f, r: a real
+            x = float(v) if isinstance(v, int | float) else math.nan
+            out.append(x if not math.isnan(x) else (None if kind == "r" else 0.0))
+    return tuple(out)
+
+
+def describe(op: tuple[Any, ...]) -> str:
+    """`task 0195…` : what an op writes, for an error message."""
+    name = _OP_NAMES.get(op[0], "op") if op and isinstance(op[0], str) else "op"
+    key = op[1] if len(op) > 1 and isinstance(op[1], str) else "?"
+    return f"{name} {safe_text(key)[:40]}"
+
+
+# ---- the write path --------------------------------------------------------------------------
+
+Outcome = tuple[str | None, list[str]]
+"""(error, notes): error says what was not stored (None: everything was); notes name the rows
+stored in a safe form instead of as given."""
+
+
+def write(
+    ops: list[tuple[Any, ...]],
+    run: Callable[[Batch], None],
+    *,
+    transient: tuple[type[BaseException], ...],
+    escape_nul: bool = False,
+    attempts: int = 3,
+    pause: float = 0.05,
+) -> Outcome:
+    """Write `ops` through `run` (one `Batch` per transaction), all of them if the database will.
+
+    `run(batch)` writes a batch in one transaction or raises, leaving nothing of it. An error of a
+    `transient` type (locked, disk full, connection lost) is retried `attempts` times, then ends
+    the write: what was not written yet is the error. Any other error means a value the encoders
+    or the database refuse: the batch is split in halves until the op that holds it stands alone,
+    which is written again as `safe_op` makes it, or, if even that fails, reported. The others are
+    written as they came, in order.
+    """
+    # A stack of chunks, the next one last; a chunk with a note is one op made safe.
+    todo: list[tuple[list[tuple[Any, ...]], str | None]] = [(ops, None)]
+    failed: list[str] = []
+    notes: list[str] = []
+    tries = 0
+    while todo:
+        chunk, note = todo.pop()
+        try:
+            batch = Batch()
+            for op in chunk:
+                batch.add(op)
+            run(batch)
+        except transient as exc:
+            tries += 1
+            if tries >= attempts:
+                left = len(chunk) + sum(len(c) for c, _ in todo)
+                return f"{left} of {len(ops)} writes failed: {_error(exc)}", notes
+            todo.append((chunk, note))
+            time.sleep(pause * tries)
+            continue
+        except Exception as exc:  # a value refused: isolate it
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                todo += [(chunk[half:], None), (chunk[:half], None)]
+            elif note is None:
+                try:
+                    made_safe = safe_op(chunk[0], escape_nul=escape_nul)
+                except Exception as bad:  # not an op at all
+                    failed.append(f"{describe(chunk[0])}: {_error(bad)}")
+                else:
+                    note = f"{describe(chunk[0])} stored in a safe form ({_error(exc)})"
+                    todo.append(([made_safe], note))
+            else:
+                failed.append(f"{describe(chunk[0])}: {_error(exc)}")
+            continue
+        tries = 0
+        if note is not None:
+            notes.append(note)
+    if failed:
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        return f"{len(failed)} of {len(ops)} writes failed: {'; '.join(failed[:3])}{more}", notes
+    return None, notes
+
+
+def _error(exc: BaseException) -> str:
+    text = safe_text(f"{type(exc).__name__}: {exc}")[:500]
+    if isinstance(exc, sqlite3.OperationalError) and ("disk" in text or "full" in text):
+        text += " (is the disk full, or the file over a size limit?)"
+    return text
+
+
+def sqlite_runner(conn: sqlite3.Connection) -> Callable[[Batch], None]:
+    """`run` for `write`: a batch in one IMMEDIATE transaction on `conn` (autocommit mode)."""
+
+    def run(batch: Batch) -> None:
+        with transaction(conn):
+            batch.write_sqlite(conn)
+
+    return run
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls some errors back itself (disk full, I/O)
+            conn.execute("ROLLBACK")
+        raise
+
+
+def write_sqlite(conn: sqlite3.Connection, ops: list[tuple[Any, ...]]) -> Outcome:
+    """`write` on a SQLite connection: the writer process's and the in-process writer's path."""
+    return write(ops, sqlite_runner(conn), transient=(sqlite3.OperationalError,))
+
+
+def configure(conn: sqlite3.Connection, *, wal: bool) -> None:
+    """The connection settings every SQLite connection of the store uses (`wal` for a file)."""
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    # WAL + NORMAL: a killed process loses nothing committed; only power loss can.
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    configure(conn, wal=True)
+    return conn
 
 
 # ---- the writer process -------------------------------------------------------------------
 
 _LEN = struct.Struct(">I")
 
+REFUSED = "refused"
+"""The writer's answer to a frame holding objects it will not import: send `safe_op`s instead."""
+
 
 def send_frame(out: IO[bytes], obj: Any) -> None:
+    """Pickle `obj` and send it; raises (before sending anything) if it cannot be pickled."""
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     out.write(_LEN.pack(len(data)) + data)
     out.flush()
 
 
 def read_frame(inp: IO[bytes]) -> Any:
+    """The next frame's object; EOFError at the end, UnpicklingError for a frame that holds
+    anything but builtin values (the stream stays in step: the whole frame was read)."""
     head = inp.read(_LEN.size)
     if len(head) < _LEN.size:
         raise EOFError
@@ -192,41 +468,19 @@ def read_frame(inp: IO[bytes]) -> Any:
     data = inp.read(size)
     if len(data) < size:
         raise EOFError
-    return pickle.loads(data)
+    return _BuiltinsOnly(io.BytesIO(data)).load()
 
 
-def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+class _BuiltinsOnly(pickle.Unpickler):
+    """Values of builtin types only: unpickling never imports (and runs) an application module."""
 
-
-def write(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], attempts: int = 3) -> str | None:
-    """Write `ops` in one transaction; None, or the error after `attempts` tries."""
-    error: str | None = None
-    for attempt in range(attempts):
-        batch = Batch()
-        try:
-            for op in ops:
-                batch.add(op)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                batch.write_sqlite(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return None
-        except (sqlite3.Error, ValueError) as exc:  # locked by another process, disk full …
-            error = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.05 * (attempt + 1))
-    return error
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name} is not a builtin value")
 
 
 def serve(path: str) -> None:
-    """Read (seq, ops) frames from stdin until it closes; answer (seq, error) for each."""
+    """Read (seq, ops) frames from stdin until it closes; answer (seq, error, notes) for each,
+    where error is `REFUSED` for a frame the writer will not unpickle."""
     conn = connect(path)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while True:
@@ -234,9 +488,15 @@ def serve(path: str) -> None:
             seq, ops = read_frame(inp)
         except EOFError:  # the parent closed the pipe, or died: everything sent is written
             break
-        error = write(conn, ops)
+        except Exception:  # objects of application classes: ask for plain values
+            answer: tuple[Any, ...] = (-1, REFUSED, [])
+        else:
+            try:
+                answer = (seq, *write_sqlite(conn, ops))
+            except Exception as exc:  # never die on a batch; say what happened
+                answer = (seq, f"the writer failed: {_error(exc)}", [])
         try:
-            send_frame(out, (seq, error))
+            send_frame(out, answer)
         except BrokenPipeError:  # nobody to tell; keep writing what was sent
             pass
     conn.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import subprocess
 import sys
 import threading
@@ -18,14 +17,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from swarm.context import Span
 from swarm.errors import ConfigError, StoreError, TaskNotFound
-from swarm.feedback import OUT_OF_SCOPE
-from swarm.models import Decision, Result, Task, TaskStatus, new_id
+from swarm.models import OUT_OF_SCOPE, Decision, Result, Task, TaskStatus, new_id
 from swarm.trace import _rows
+from swarm.trace.owner import OWNER_KEY, owner_alive, process_owner
 from swarm.trace.schema import (
     SCHEMA_VERSION,
     Base,
@@ -59,6 +58,12 @@ class TraceStore:
     each batch to a small writer process (`writer="process"`, the default there), so SQLite runs
     on another core than the event loop; elsewhere it writes itself (`writer="thread"`). Reads
     are plain synchronous queries (call them through `asyncio.to_thread` from async code).
+
+    A value the database refuses (a lone surrogate, an int beyond 64 bits, a circular structure
+    ...) never stops the writer: its row is stored in a safe form (`_rows.safe_op`) and the rest
+    of the batch as given. What cannot be stored at all (disk full, the writer process killed)
+    makes the flushes waiting on it raise `StoreError`, and `close()` raise it once at the end;
+    `write_errors` counts such batches and `last_error` says what the last one was.
     """
 
     def __init__(
@@ -86,6 +91,8 @@ class TraceStore:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.write_errors = 0
+        self.last_error: str | None = None
+        self._broken: str | None = None  # the writer process died: nothing more is written
         self._init_schema()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -97,7 +104,10 @@ class TraceStore:
         self.close()
 
     def close(self) -> None:
-        """Write what is buffered, stop the writer, release the database."""
+        """Write what is buffered, stop the writer, release the database.
+
+        Raises `StoreError` (after all that) if any write of this store's life failed.
+        """
         if self._closed:
             return
         self._closed = True
@@ -105,14 +115,29 @@ class TraceStore:
         if self._thread is not None:
             self._thread.join()
         self._write_pending()
-        if self._process is not None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()  # the writer process ends when its input does
-            self._process.wait(timeout=60)
-            assert self._process.stdout is not None
-            self._process.stdout.close()
-            self._process = None
+        proc, self._process = self._process, None
+        if proc is not None:
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.close()  # the writer process ends when its input does
+            except OSError:  # it is gone already
+                pass
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
         self.engine.dispose()
+        if self.write_errors:
+            raise StoreError(
+                f"trace store {self.url}: {self.write_errors} batch(es) of writes were not "
+                f"stored; the last: {self.last_error}"
+            )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _ensure_writer(self) -> None:
         if self._thread is None:
@@ -143,7 +168,9 @@ class TraceStore:
         run_id: str | None = None,
     ) -> str:
         run_id = run_id or new_id()
-        self._push(("run", run_id, kind, agents, router, router_version, time.time(), meta or {}))
+        # Who runs it: `swarm resume` leaves the tasks of a live run alone (swarm.trace.owner).
+        meta = {**(meta or {}), OWNER_KEY: process_owner()}
+        self._push(("run", run_id, kind, agents, router, router_version, time.time(), meta))
         return run_id
 
     def finish_run(self, run_id: str) -> None:
@@ -185,7 +212,11 @@ class TraceStore:
         )  # fmt: skip
 
     async def flush(self) -> None:
-        """Wait until everything written so far is committed."""
+        """Wait until everything written so far is committed.
+
+        Raises `StoreError` if some of it could not be stored (the database refused a batch, the
+        disk is full, or the writer process died: then every later flush raises it too).
+        """
         if self._closed:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -194,10 +225,10 @@ class TraceStore:
         await fut
 
     def flush_sync(self) -> None:
-        """Commit everything written so far, from synchronous code."""
+        """Commit everything written so far, from synchronous code; `StoreError` as `flush`."""
         if self._closed or self._thread is None:
             return  # close() wrote everything, or nothing was ever written: start no writer
-        done = threading.Event()
+        done = _SyncWaiter()
         self._push(("b", done))
         self._wake.set()
         done.wait()
@@ -229,35 +260,50 @@ class TraceStore:
         barriers = [op[1] for op in ops if op[0] == "b"]
         rows = [op for op in ops if op[0] != "b"]
         error: str | None = None
-        if rows:
-            error = self._send(rows) if self._process is not None else self._write_here(rows)
-        if error is not None:
-            self.write_errors += 1
-            log.error("trace store: a batch of %d writes failed: %s", len(rows), error)
-        for waiter in barriers:
-            _release(waiter, error)
-
-    def _write_here(self, rows: list[tuple[Any, ...]]) -> str | None:
-        error: str | None = None
-        for attempt in range(3):
-            batch = _rows.Batch()
+        notes: list[str] = []
+        if self._broken is not None:  # every flush from now on says so, rows or not
+            error = self._broken
+        elif rows:
             try:
-                for op in rows:
-                    batch.add(op)
-                with self._lock, self.engine.begin() as conn:
-                    if conn.dialect.name == "sqlite":
-                        # The DBAPI connection itself: SQLAlchemy's per-row processing would
-                        # cost as much again as SQLite does.
-                        batch.write_sqlite(conn.connection.driver_connection)  # type: ignore[arg-type]
-                    else:
-                        _write_core(conn, batch)
-                return None
-            except SQLAlchemyError as exc:  # locked by another process, disk full …
-                error = str(exc)
-                time.sleep(0.05 * (attempt + 1))
-        return error
+                if self._process is not None:
+                    error, notes = self._send(rows)
+                else:
+                    error, notes = self._write_here(rows)
+            except Exception as exc:  # never lose the writer thread, nor leave a flush waiting
+                log.exception("trace store: the writer failed")
+                error = f"the writer failed: {type(exc).__name__}: {exc}"
+        for note in notes[:20]:
+            log.warning("trace store: %s", note)
+        if len(notes) > 20:
+            log.warning("trace store: %d more rows stored in a safe form", len(notes) - 20)
+        if error is not None:
+            self.write_errors += bool(rows)
+            if error != self.last_error:  # once, not once a batch, while the writer is gone
+                log.error("trace store %s: %s", self.url, error)
+            self.last_error = error
+        for waiter in barriers:
+            _release(waiter, error and f"trace store {self.url}: {error}")
 
-    def _send(self, rows: list[tuple[Any, ...]]) -> str | None:
+    def _write_here(self, rows: list[tuple[Any, ...]]) -> _rows.Outcome:
+        with self._lock:
+            if self.engine.dialect.name == "sqlite":
+                # The DBAPI connection itself: SQLAlchemy's per-row processing would cost as
+                # much again as SQLite does.
+                raw = self.engine.raw_connection()
+                try:
+                    conn: Any = raw.driver_connection
+                    return _rows.write_sqlite(conn, rows)
+                finally:
+                    raw.close()
+            return _rows.write(
+                rows, self._write_core, transient=(OperationalError,), escape_nul=True
+            )
+
+    def _write_core(self, batch: _rows.Batch) -> None:
+        with self.engine.begin() as conn:
+            _write_core(conn, batch)
+
+    def _send(self, rows: list[tuple[Any, ...]]) -> _rows.Outcome:
         """Hand a batch to the writer process; wait for its answer (the GIL is free meanwhile)."""
         proc = self._process
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
@@ -265,16 +311,26 @@ class TraceStore:
         try:
             try:
                 _rows.send_frame(proc.stdin, (self._seq, rows))
-            except (pickle.PicklingError, TypeError, AttributeError):
-                _rows.send_frame(proc.stdin, (self._seq, [_rows.jsonable_op(op) for op in rows]))
-            seq, error = _rows.read_frame(proc.stdout)
+                seq, error, notes = _rows.read_frame(proc.stdout)
+            except (OSError, EOFError):
+                raise
+            except Exception:  # objects pickle refuses (or too deep for it)
+                error = _rows.REFUSED
+            if error == _rows.REFUSED:  # or objects the writer will not import: plain values
+                _rows.send_frame(proc.stdin, (self._seq, [_rows.safe_op(op) for op in rows]))
+                seq, error, notes = _rows.read_frame(proc.stdout)
         except (OSError, EOFError) as exc:
-            # The writer process is gone: write here from now on, this batch included.
-            log.error("trace store: writer process failed (%s); writing in-process", exc)
-            self._process = None
-            return self._write_here(rows)
+            try:
+                code = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
+            self._broken = (
+                f"the writer process for {self._sqlite_path} stopped (exit code {code}, {exc!r}); "
+                "nothing written since its last commit is stored"
+            )
+            return self._broken, []
         assert seq == self._seq
-        return error
+        return error, notes
 
     # ---- synchronous writes that must be durable at once ---------------------------------
 
@@ -299,19 +355,20 @@ class TraceStore:
         self.flush_sync()
         task = self.task(task_id)
         decision = self.decision(task["id"])
+        safe = _safe_text_for(self.engine)
         with self._lock, self.engine.begin() as conn:
             row = conn.execute(
                 _FEEDBACK.insert().returning(*_FEEDBACK.c),
                 {
                     "task_id": task["id"],
                     "kind": kind,
-                    "agent": agent,
+                    "agent": safe(agent),
                     "routed_agent": decision["agent"] if decision else task["agent"],
                     "text": task["text"],
                     # A forced task's decision names no router version: "" is stored as None.
                     "router_version": (decision["router_version"] or None) if decision else None,
-                    "note": note,
-                    "session_id": session_id or task["session_id"],
+                    "note": safe(note),
+                    "session_id": safe(session_id or task["session_id"]),
                     "created_at": time.time(),
                 },
             ).one()
@@ -325,7 +382,11 @@ class TraceStore:
             res = conn.execute(
                 update(_TASKS)
                 .where(_TASKS.c.id.in_(ids))
-                .values(status=status.value, error=error, finished_at=time.time())
+                .values(
+                    status=status.value,
+                    error=_safe_text_for(self.engine)(error),
+                    finished_at=time.time(),
+                )
             )
         return int(res.rowcount or 0)
 
@@ -354,6 +415,26 @@ class TraceStore:
         rows = self._rows(select(_RUNS).where(_RUNS.c.id == run_id))
         return rows[0] if rows else None
 
+    def live_owner(self, run_id: str) -> dict[str, Any] | None:
+        """The owner of `run_id`, or of an unfinished resume of it, whose process may still be
+        running (see swarm.trace.owner); None when nobody alive holds the run's tasks."""
+        unfinished = self._rows(select(_RUNS).where(_RUNS.c.finished_at.is_(None)))
+        for run in unfinished:
+            meta = run.get("meta") or {}
+            if run["id"] != run_id and meta.get("resumes") != run_id:
+                continue
+            owner = meta.get(OWNER_KEY)
+            if owner_alive(owner) and owner != process_owner():
+                return dict(owner)
+        return None
+
+    def find_run(self, ref: str) -> dict[str, Any]:
+        """The run whose id is `ref`, or ends or begins with it (see `task`).
+
+        Raises `TaskNotFound` for no run, or for several (it names how many and shows some).
+        """
+        return self.run(ref) or self._by_part(_RUNS, ref, "run")
+
     def tasks(
         self,
         *,
@@ -376,13 +457,32 @@ class TraceStore:
         return self._rows(stmt)
 
     def task(self, task_id: str) -> dict[str, Any]:
+        """The task whose id is `task_id`, or ends with it (the short id people see, `short_id`),
+        or begins with it.
+
+        Raises `TaskNotFound` for no task, or for several: then it says how many and shows a few.
+        """
         rows = self._rows(select(_TASKS).where(_TASKS.c.id == task_id))
-        if not rows:
-            # Accept a unique prefix, as people copy short ids from tables.
-            rows = self._rows(select(_TASKS).where(_TASKS.c.id.startswith(task_id)).limit(2))
-            if len(rows) != 1:
-                raise TaskNotFound(f"no task with id {task_id!r} in {self.url}")
-        return rows[0]
+        return rows[0] if rows else self._by_part(_TASKS, task_id, "task")
+
+    def _by_part(self, table: Table, ref: str, what: str) -> dict[str, Any]:
+        # Ids begin with the time, so the ids of one run share their first characters and
+        # differ at the end: a suffix is what people copy. A prefix is accepted too.
+        ends = table.c.id.endswith(ref, autoescape=True)
+        begins = table.c.id.startswith(ref, autoescape=True)
+        for where in (ends, begins):
+            found = self._rows(select(table).where(where).order_by(table.c.id).limit(6))
+            if len(found) == 1:
+                return found[0]
+            if found:
+                with self._lock, self.engine.connect() as conn:
+                    n = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
+                shown = [f"{r['id']} ({_gist(r)})" for r in found[:5]]
+                raise TaskNotFound(
+                    f"{ref!r} matches {n} {what}s in {self.url}: {', '.join(shown)}"
+                    f"{', ...' if (n or 0) > 5 else ''}; give more of the id"
+                )
+        raise TaskNotFound(f"no {what} with id {ref!r} in {self.url}")
 
     def children(self, task_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -503,9 +603,39 @@ def _write_core(conn: Any, batch: _rows.Batch) -> None:
         conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(finished_at=at))
 
 
+def _gist(row: dict[str, Any]) -> str:
+    if "text" in row:
+        text = str(row["text"])
+        return repr(text if len(text) <= 30 else text[:29] + "…")
+    return f"{row.get('kind', 'run')}, {row.get('router') or 'no router'}"
+
+
+class _SyncWaiter:
+    """A flush from synchronous code: an event, and the error that came with it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: str | None = None
+
+    def wait(self) -> None:
+        self.event.wait()
+        if self.error is not None:
+            raise StoreError(self.error)
+
+
+def _safe_text_for(engine: Engine) -> Any:
+    nul = engine.dialect.name != "sqlite"
+
+    def safe(text: str | None) -> str | None:
+        return None if text is None else _rows.safe_text(text, escape_nul=nul)
+
+    return safe
+
+
 def _release(waiter: Any, error: str | None) -> None:
-    if isinstance(waiter, threading.Event):
-        waiter.set()
+    if isinstance(waiter, _SyncWaiter):
+        waiter.error = error
+        waiter.event.set()
         return
     fut: asyncio.Future[None] = waiter
 
@@ -515,7 +645,7 @@ def _release(waiter: Any, error: str | None) -> None:
         if error is None:
             fut.set_result(None)
         else:
-            fut.set_exception(StoreError(f"trace store write failed: {error}"))
+            fut.set_exception(StoreError(error))
 
     try:
         fut.get_loop().call_soon_threadsafe(settle)
@@ -553,12 +683,6 @@ def _make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        if database not in ("", ":memory:"):
-            cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        # WAL + NORMAL: a killed process loses nothing committed; only power loss can.
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+        _rows.configure(dbapi_conn, wal=database not in ("", ":memory:"))
 
     return engine

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from swarm import Agent, AgentDefinitionError, AgentNotFound, AgentRegistry, ConfigError, agent
-from swarm.agents import agents_in
+from swarm.agents import Pack, agents_in, load_pack
 
 
 class Cards(Agent):
@@ -196,7 +196,7 @@ def test_entry_points_are_discovered(importable: Path) -> None:
     (dist / "entry_points.txt").write_text("[swarm.agents]\nplugged = tmpagents_plugin:plugged\n")
     reg = AgentRegistry()
     found = reg.load_entry_points()
-    assert [a.name for a in found] == ["plugged"]
+    assert "plugged" in [a.name for a in found]  # beside any installed pack (the examples)
     assert reg.get("plugged").description == "from a plug-in"
 
 
@@ -207,3 +207,145 @@ def test_broken_entry_point_names_itself(importable: Path) -> None:
     (dist / "entry_points.txt").write_text("[swarm.agents]\nbroken = tmpagents_missing:x\n")
     with pytest.raises(AgentDefinitionError, match="entry point 'broken'"):
         AgentRegistry().load_entry_points()
+
+
+# ---- packs -------------------------------------------------------------------------------------
+
+
+def test_a_module_exports_one_pack(importable: Path) -> None:
+    _write_module(
+        importable,
+        "tmpagents_pack",
+        """
+        from swarm import Pack, agent
+
+        @agent(examples=["open a ticket"])
+        async def desk(task, ctx):
+            return "ok"
+
+        def seed(services, n=1):
+            return {"seeded": n}
+
+        PACK = Pack(
+            name="helpdesk",
+            agents=[desk],
+            training_data=lambda: [("my screen is broken", "desk")],
+            out_of_scope=["tell me a joke"],
+            fixtures={"seed": seed},
+            demo_requests=["open a ticket", "tell me a joke"],
+            demo_trace="open a ticket",
+        )
+        AGENTS = []  # ignored: the pack is what the module exports
+        """,
+    )
+    reg = AgentRegistry()
+    reg.load_module("tmpagents_pack")
+    (pack,) = reg.packs
+    assert reg.names == ["desk"] and reg.out_of_scope == ["tell me a joke"]
+    assert pack.name == "helpdesk" and pack.module == "tmpagents_pack"
+    assert pack.training_rows() == [("my screen is broken", "desk")]
+    assert pack.fixtures["seed"]({}, n=2) == {"seeded": 2}
+
+
+def test_an_old_style_module_becomes_a_pack(importable: Path) -> None:
+    _write_module(
+        importable,
+        "tmpagents_old",
+        '''
+        """An old-style pack.
+
+        More text."""
+        from swarm import agent
+
+        @agent
+        async def one(task, ctx):
+            return 1
+
+        def teardown(services):
+            services["torn"] = True
+
+        AGENTS = [one]
+        OUT_OF_SCOPE = ["tell me a joke"]
+        FIXTURES = {"f": lambda services: None}
+        STATE = {"s": lambda services: 1}
+        DEMO_REQUESTS = ["hello"]
+        ''',
+    )
+    pack = load_pack("tmpagents_old")
+    assert (pack.name, pack.module, pack.description) == (
+        "tmpagents_old",
+        "tmpagents_old",
+        "An old-style pack.",
+    )
+    assert [a.name for a in pack.agent_list()] == ["one"]
+    assert pack.out_of_scope == ("tell me a joke",) and pack.demo_requests == ("hello",)
+    assert set(pack.fixtures) == {"f"} and set(pack.state) == {"s"}
+    assert pack.setup is None and pack.teardown is not None and pack.training_data is None
+    services: dict[str, object] = {}
+    pack.teardown(services)
+    assert services == {"torn": True}
+
+
+def test_an_entry_point_may_name_a_pack(importable: Path) -> None:
+    _write_module(
+        importable,
+        "tmpagents_ep",
+        """
+        from swarm import Pack, agent
+
+        @agent
+        async def plugged(task, ctx):
+            return 1
+
+        PACK = Pack(name="plugged", agents=[plugged], out_of_scope=["sing me a song"])
+        """,
+    )
+    dist = importable / "tmpagents_ep-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tmpagents-ep\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[swarm.agents]\nplugged = tmpagents_ep:PACK\n")
+    reg = AgentRegistry()
+    reg.load_entry_points()
+    assert "plugged" in reg and "sing me a song" in reg.out_of_scope
+    assert any(p.name == "plugged" and p.module == "tmpagents_ep" for p in reg.packs)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"out_of_scope": "tell me a joke"}, "`out_of_scope` must be a list of strings"),
+        ({"fixtures": {"seed": 3}}, "`fixtures` must map names to functions"),
+        ({"training_data": ["row"]}, "`training_data` must be a function or None"),
+        ({"demo_trace": "not sent"}, "`demo_trace` must be one of `demo_requests`"),
+        ({"name": ""}, "`name` must be a non-empty string"),
+    ],
+)
+def test_a_bad_pack_field_names_the_pack_and_the_field(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Pack(**{"name": "p", "agents": [Cards()], **fields})  # type: ignore[arg-type]
+
+
+def test_a_bad_training_row_names_the_pack_and_the_row() -> None:
+    pack = Pack(name="p", agents=[Cards()], training_data=lambda: [("ok", "cards"), ("no label",)])
+    with pytest.raises(ConfigError, match=r"pack 'p': training_data\(\) row 1 is \('no label',\)"):
+        pack.training_rows()
+
+
+def test_old_style_out_of_scope_must_be_strings(importable: Path) -> None:
+    _write_module(
+        importable,
+        "tmpagents_bad",
+        """
+        from swarm import agent
+
+        @agent
+        async def a(task, ctx):
+            return 1
+
+        OUT_OF_SCOPE = "tell me a joke"
+        """,
+    )
+    with pytest.raises(ConfigError, match="tmpagents_bad.OUT_OF_SCOPE must be a list of strings"):
+        load_pack("tmpagents_bad")

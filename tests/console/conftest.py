@@ -71,7 +71,10 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
         history = tmp_path / "history"
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+            # the caller's path after ours: where the example packs may come from in a checkout
+            "PYTHONPATH": os.pathsep.join(
+                [str(tmp_path), str(ROOT), str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]
+            ),
             "TERM": "xterm",
             "NO_COLOR": "1",
             "COLUMNS": "110",
@@ -79,7 +82,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
             "HF_HUB_OFFLINE": "1",
             "SWARM_EMBEDDING_CACHE": str(tmp_path / "cache"),
         }
-        argv = ["-m", "swarm.console", "--db", db, "--history", str(history), *args]
+        argv = ["-m", "swarm.cli.console_command", "--db", db, "--history", str(history), *args]
         child = pexpect.spawn(
             sys.executable,
             argv,

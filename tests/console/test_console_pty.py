@@ -28,7 +28,7 @@ def test_request_shows_decision_status_and_result_and_is_traced(
     with TraceStore(c.db) as store:
         (run,) = store.runs()
         assert run["kind"] == "console"
-        assert run["agents"] == "swarm.examples.quickstart"  # the default swarm
+        assert run["agents"] == "swarm_examples.quickstart"  # the default swarm
         session = run["meta"]["session"]
         tasks = store.tasks(run_id=run["id"], limit=None)
         assert len(tasks) == 2 and all(t["session_id"] == session for t in tasks)

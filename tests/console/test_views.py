@@ -19,8 +19,8 @@ from swarm.console.views import (
     RoutingNote,
 )
 from swarm.context import Span
-from swarm.examples.quickstart import AGENTS
-from swarm.models import Decision, Result, Task, TaskStatus
+from swarm.models import Decision, Result, Task, TaskStatus, short_id
+from swarm_examples.quickstart import AGENTS
 
 
 def render(*renderables: object) -> str:
@@ -111,10 +111,10 @@ def test_request_status_turns_store_writes_into_events() -> None:
     status.started(root.id, "accounts", 3)  # a retry of the same agent
     status.queued(Task(text="someone else's task"))  # not part of this request: ignored
     assert status.events == [
-        "  ↳ billing delegates “order status”  child " + child.id[-6:],
+        "  ↳ billing delegates “order status”  child " + short_id(child.id),
         "    route sent to orders without routing",
         "  · tool lookup_order 2 ms",
-        f"  ✓ child {child.id[-6:]} done by orders",
+        f"  ✓ child {short_id(child.id)} done by orders",
         "⇢ handoff billing → accounts  not money",
         "⟳ accounts: attempt 2",
     ]

@@ -6,11 +6,11 @@ import asyncio
 from dataclasses import dataclass
 
 from swarm.agents import AgentRegistry
-from swarm.examples import quickstart
 from swarm.models import Task
 from swarm.swarm import Swarm
 from swarm.testing import KeywordRouter
 from swarm.trace import TraceStore
+from swarm_examples import quickstart
 
 AGENTS = ["accounts", "billing", "orders", "tech_support"]
 

@@ -17,7 +17,7 @@ from swarm.cli import main
 from swarm.trace import TraceStore
 
 SWARM = str(Path(sys.executable).with_name("swarm"))
-QUICKSTART = "swarm.examples.quickstart"
+QUICKSTART = "swarm_examples.quickstart"
 
 
 def write_manifest(folder: Path, agents: list[str]) -> None:

@@ -9,10 +9,10 @@ from feedback_run import AGENTS, Ran
 from swarm import FeedbackRecord, record_feedback
 from swarm.agents import AgentRegistry
 from swarm.errors import ConfigError, TaskNotFound
-from swarm.examples import quickstart
 from swarm.swarm import Swarm
 from swarm.testing import KeywordRouter
 from swarm.trace import TraceStore
+from swarm_examples import quickstart
 
 ORDER = "where is my order"
 

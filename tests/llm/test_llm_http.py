@@ -354,7 +354,7 @@ def test_config_from_env() -> None:
         "OPENAI_API_KEY": KEY,
     }
     config = EndpointConfig.from_env(env)
-    assert config.base_url == "http://127.0.0.1:8080/v1"
+    assert config.base_url.get_secret_value() == "http://127.0.0.1:8080/v1"
     assert config.model == "smol" and config.timeout == 12.5
     assert config.key() == KEY
     assert KEY not in repr(config) and KEY not in str(config.model_dump())

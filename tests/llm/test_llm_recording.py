@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from llm_fakes import FakeOpenAI, ListSink, chunk, completion
 
+from swarm import Swarm, Task, agent
 from swarm.context import Context
-from swarm.errors import BackendError, ReplayMissing
+from swarm.errors import BackendError, LLMStatusError, ReplayMissing
 from swarm.llm import (
     LLM,
     ChatRequest,
@@ -24,7 +25,9 @@ from swarm.llm import (
     redact,
     request_hash,
 )
+from swarm.testing import FakeRouter
 from swarm.testing.llm import ScriptedLLM
+from swarm.trace import TraceStore
 
 KEY = "sk-live-secret-4242424242"
 
@@ -169,8 +172,12 @@ def test_request_hash_is_stable_and_canonical() -> None:
     assert request_hash(request) == (
         "1ffd1d7118b53137f95ac26fdda7ace9d112f8c6b630e622b76d4ed2c6b3ca14"
     )
-    reordered = {"temperature": 0.0, "messages": [{"content": "hello", "role": "user"}],
-                 "model": "m", "stream": True}
+    reordered = {
+        "temperature": 0.0,
+        "messages": [{"content": "hello", "role": "user"}],
+        "model": "m",
+        "stream": True,
+    }
     assert request_hash(reordered) == request_hash(request)
     assert request_hash(request.model_copy(update={"temperature": 0.5})) != request_hash(request)
     other = ChatRequest(model="m", messages=[Message.user("hello!")], temperature=0.0)
@@ -221,12 +228,29 @@ async def test_stream_abandoned_early_is_recorded_incomplete(
     assert span.attributes["complete"] is False and "response" not in span.attributes
 
 
-async def test_scheduler_gets_a_recording_view_from_bind(make_ctx: Callable[..., Context]) -> None:
-    scripted = ScriptedLLM(["hi"])
-    view = scripted.bind(make_ctx())
-    assert isinstance(view, LLM) and view.ctx is not None
-    await view.aclose()  # a view never closes the shared backend
-    assert (await view.chat(["x"])).content == "hi"
+async def test_a_swarm_given_a_bare_backend_records_through_a_client(store: TraceStore) -> None:
+    @agent(examples=["say hi"])
+    async def greeter(task: Task, ctx: Context) -> str:
+        assert isinstance(ctx.llm, LLM) and ctx.llm.ctx is ctx
+        await ctx.llm.aclose()  # a view never closes the shared backend
+        return (await ctx.llm.chat(["x"])).content
+
+    async with Swarm(
+        [greeter], router=FakeRouter(default="greeter"), db=store, llm=ScriptedLLM(["hi"])
+    ) as s:
+        result = await s.run("say hi")
+    assert result.output == "hi"
+    assert [sp["kind"] for sp in store.spans(run_id=s.run_id, kind="llm")] == ["llm"]
+
+
+def test_the_backend_module_does_not_import_the_client() -> None:
+    # The cycle of issue 12 (client -> backend -> client, through Backend.bind) stays broken:
+    # no chain of imports, inside functions included, leads from the backends to the client.
+    import grimp
+
+    graph = grimp.build_graph("swarm", cache_dir=None)
+    for module in ("swarm.llm.backend", "swarm.llm.http", "swarm.llm.replay"):
+        assert graph.find_shortest_chain(importer=module, imported="swarm.llm.client") is None
 
 
 async def test_replay_defaults_to_the_recorded_model_and_hints_at_a_mismatch(
@@ -246,3 +270,65 @@ async def test_the_recorded_response_is_not_the_callers_object(
     reply.raw["choices"][0]["message"]["content"] = "changed by the caller"
     recorded = sink.of("llm")[0].attributes["response"]
     assert recorded["choices"][0]["message"]["content"] == "kept"
+
+
+# -- errors and cut streams replay as they happened -------------------------------------------
+
+
+def store_rows(sink: ListSink) -> list[dict[str, Any]]:
+    """The spans as the trace store gives them back: plain dicts, JSON round-tripped."""
+    return [
+        {"kind": s.kind, "status": s.status, "attributes": json.loads(json.dumps(s.attributes))}
+        for s in sink.spans
+    ]
+
+
+async def test_a_failed_call_replays_as_the_same_error_then_the_answer(
+    sink: ListSink, make_ctx: Callable[..., Context]
+) -> None:
+    busy = LLMStatusError("endpoint busy (HTTP 503)", status_code=503, body="later")
+    live = LLM(ScriptedLLM([busy, "fine now"])).bind(make_ctx())
+    with pytest.raises(LLMStatusError):
+        await live.chat(["q"])
+    assert (await live.chat(["q"])).content == "fine now"
+    replay = LLM(ReplayBackend.from_spans(store_rows(sink)), model="scripted")
+    with pytest.raises(LLMStatusError) as caught:
+        await replay.chat(["q"])
+    assert str(caught.value) == "endpoint busy (HTTP 503)"
+    assert (caught.value.status_code, caught.value.body) == (503, "later")
+    assert (await replay.chat(["q"])).content == "fine now"
+
+
+async def test_a_cut_stream_replays_its_chunks_then_its_error(
+    server: FakeOpenAI, sink: ListSink, make_ctx: Callable[..., Context]
+) -> None:
+    server.sse([chunk("half ", role="assistant"), chunk("an answer")], cut=True)
+    async with LLM(HTTPBackend(EndpointConfig(base_url=server.url, model="m"))) as llm:
+        seen: list[str] = []
+        with pytest.raises(BackendError) as live_error:
+            async with llm.bind(make_ctx()).stream(["q"]) as stream:
+                async for piece in stream:
+                    seen.append(piece.delta)
+    assert seen == ["half ", "an answer"]
+    replay = LLM(ReplayBackend.from_spans(store_rows(sink)), model="m")
+    again: list[str] = []
+    with pytest.raises(BackendError) as replay_error:
+        async with replay.stream(["q"]) as stream:
+            async for piece in stream:
+                again.append(piece.delta)
+    assert again == seen
+    assert type(replay_error.value) is type(live_error.value)
+    assert str(replay_error.value) == str(live_error.value)
+
+
+async def test_a_recording_backend_replays_errors_in_order() -> None:
+    recorder = RecordingBackend(ScriptedLLM([ReplayMissing("gone", request_hash="h"), "ok"]))
+    llm = LLM(recorder)
+    with pytest.raises(ReplayMissing):
+        await llm.chat(["q"])
+    await llm.chat(["q"])
+    replay = LLM(recorder.replay())
+    with pytest.raises(ReplayMissing) as caught:
+        await replay.chat(["q"])
+    assert caught.value.request_hash == "h"
+    assert (await replay.chat(["q"])).content == "ok"

@@ -45,6 +45,51 @@ OUT_OF_SCOPE = [
 ]
 
 
+HELD_OUT = {
+    "cards": [
+        "my card still has not arrived",
+        "where is my card",
+        "please block my card",
+        "I need a replacement card",
+        "my card was stolen",
+        "the new card never came",
+        "block the stolen card",
+        "order a new card for me",
+    ],
+    "accounts": [
+        "what is the balance of my account",
+        "show me my account balance",
+        "I want to open a savings account",
+        "please close my account",
+        "how much money do I have in my account",
+        "my account statement please",
+        "balance of my savings account",
+        "open an account",
+    ],
+    "travel": [
+        "book me a flight to rome",
+        "find a hotel in paris",
+        "cancel my hotel booking",
+        "flight to berlin tomorrow",
+        "a hotel room for one night",
+        "change my flight reservation",
+        "book a hotel in berlin",
+        "tickets for a flight to rome",
+    ],
+    "oos": [
+        "tell me a funny joke",
+        "what will the weather be like",
+        "who won the game last night",
+        "play some music",
+        "a recipe for pancakes please",
+        "how tall is the eiffel tower",
+        "sing me a song",
+        "what is the capital of peru",
+    ],
+}
+"""Texts none of the training sets above hold: what the promotion gate measures on."""
+
+
 def small_data(*, with_oos: bool = True) -> TrainingData:
     data = TrainingData()
     data.add_pairs([(t, "cards") for t in CARDS], "cards file")
@@ -76,6 +121,12 @@ def labelled_rows() -> list[tuple[str, str]]:
         )
         for text in texts
     ]
+
+
+@pytest.fixture
+def held_out_rows() -> list[tuple[str, str]]:
+    """32 labelled texts (8 a label) that no training set in these tests holds."""
+    return [(text, label) for label, texts in HELD_OUT.items() for text in texts]
 
 
 @pytest.fixture

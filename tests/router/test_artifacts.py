@@ -183,9 +183,85 @@ def test_ensure_router_trains_once_for_the_registry(
     assert third.version != first.version and third.labels == ["alpha", "beta", "gamma"]
 
 
+def test_switching_agent_sets_and_back_serves_the_version_trained_for_them_with_its_feedback(
+    models_dir: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """One models folder, two agent sets: coming back to the first serves its version, and the
+    version learnt on top of it from feedback, instead of retraining from the examples."""
+    from swarm.router.learn import learn
+
+    monkeypatch.setenv("SWARM_EMBEDDING_CACHE", str(tmp_path / "cache"))
+    encoder = HashEncoder(64)
+    first_set = AgentRegistry(_agents("alpha", "beta"))
+    first = ensure_router(first_set, models_dir, encoder=encoder)
+    text = "a question nobody wrote down"
+    rows = [{"kind": "correction", "text": text, "routed_agent": None, "agent": "beta"}]
+    learnt = learn(models_dir, base=first, feedback_rows=rows, min_held_out=1,
+                   held_out=_held_out_for("alpha", "beta"))  # fmt: skip
+    assert learnt.made_current and learnt.router.version != first.version
+
+    other = ensure_router(AgentRegistry(_agents("gamma", "delta")), models_dir, encoder=encoder)
+    assert current_version(models_dir) == other.version and other.labels == ["delta", "gamma"]
+    back = ensure_router(first_set, models_dir, encoder=encoder)
+    assert back.version == learnt.router.version == current_version(models_dir)
+    assert text in back.examples.texts
+    assert len(list_versions(models_dir)) == 3  # nothing retrained
+
+    # A pack's extra rows are part of what a version was trained on: other rows, a new version.
+    from swarm.router import TrainingData
+
+    extra = TrainingData()
+    extra.add_pairs([("one more alpha request", "alpha")], "pack rows")
+    with_rows = ensure_router(first_set, models_dir, training=extra, encoder=encoder)
+    assert with_rows.version not in (first.version, learnt.router.version)
+    assert "one more alpha request" in with_rows.examples.texts
+    assert ensure_router(first_set, models_dir, training=extra, encoder=encoder).version == (
+        with_rows.version
+    )
+
+    # `router versions` says which agents each version serves.
+    from click.testing import CliRunner
+
+    from swarm.cli import main
+
+    listed = CliRunner().invoke(
+        main, ["router", "versions", "--models-dir", str(models_dir), "--json"]
+    )
+    rows_ = json.loads(listed.output.strip().splitlines()[-1])["versions"]
+    assert [r["agents"] for r in rows_] == [
+        ["alpha", "beta"], ["alpha", "beta"], ["delta", "gamma"], ["alpha", "beta"]
+    ]  # fmt: skip
+
+
+def _held_out_for(*names: str) -> object:
+    from swarm.router.learn import HeldOut
+
+    return HeldOut.of("t", [(f"{n} request number {i} again", n) for n in names for i in range(3)])
+
+
 def test_examples_are_stored_for_explain(trained: Router, models_dir: Path) -> None:
     loaded = Router.load(trained.save(models_dir))
     assert loaded.examples is not None and trained.examples is not None
     assert loaded.examples.texts == trained.examples.texts
     np.testing.assert_allclose(loaded.examples.embeddings, trained.examples.embeddings, atol=1e-3)
     assert os.path.getsize(Path(models_dir) / loaded.version / "examples.safetensors") > 0
+
+
+def test_ensure_router_never_serves_a_version_the_gate_kept_beside_unless_chosen(
+    models_dir: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from swarm.router.learn import learn
+
+    monkeypatch.setenv("SWARM_EMBEDDING_CACHE", str(tmp_path / "cache"))
+    encoder = HashEncoder(64)
+    registry = AgentRegistry(_agents("alpha", "beta"))
+    first = ensure_router(registry, models_dir, encoder=encoder)
+    rows = [{"kind": "correction", "text": "something new", "routed_agent": None, "agent": "beta"}]
+    kept = learn(models_dir, base=first, feedback_rows=rows)  # nothing held out: kept beside
+    assert not kept.gate.promoted and current_version(models_dir) == first.version
+    other = AgentRegistry(_agents("gamma", "delta"))
+    ensure_router(other, models_dir, encoder=encoder)
+    assert ensure_router(registry, models_dir, encoder=encoder).version == first.version
+    # A person chose it (`swarm router use`): it serves, and coming back keeps it.
+    set_current(models_dir, kept.router.version)
+    assert ensure_router(registry, models_dir, encoder=encoder).version == kept.router.version

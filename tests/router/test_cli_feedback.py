@@ -50,7 +50,7 @@ def serving(make_data, fast_config, encoder, models_dir: Path) -> Router:  # typ
 
 
 def test_train_feedback_reports_promotes_and_rolls_back(
-    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, labelled_rows
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, held_out_rows
 ) -> None:  # type: ignore[no-untyped-def]
     texts = ["my plastic got eaten by the machine", "book a flight to paris", "tell me a joke"]
     ids = routed_tasks(serving, db_url, texts)
@@ -59,8 +59,13 @@ def test_train_feedback_reports_promotes_and_rolls_back(
         record_feedback(store, ids[texts[1]], "good")
         record_feedback(store, ids[texts[2]], "good")
         record_feedback(store, ids[texts[2]], "bad")  # the same routing called right and wrong
-    held_out = write_csv(tmp_path / "held_out.csv", labelled_rows)
+    # The held-out file also holds a text the new version trains on (the correction, spelt
+    # otherwise): the gate leaves it out.
+    held_out = write_csv(
+        tmp_path / "held_out.csv", [*held_out_rows, (texts[0].upper() + "  ", "cards")]
+    )
     args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    args += ["--min-held-out", "10"]
     result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--json"])
     assert result.exit_code == 0, result.output
     report = last_json(result.output)
@@ -80,13 +85,18 @@ def test_train_feedback_reports_promotes_and_rolls_back(
         }
     ]
     assert set(report["contributions"]) == {"corrections", "bandit", "together"}
-    assert report["promoted"] is True and report["before"]["examples"] == len(labelled_rows)
+    assert report["promoted"] is True and report["serving"] is True
+    # Half of the 32 texts it did not train on refit the temperature, half measured.
+    assert report["before"]["examples"] == report["after"]["examples"] == 16
+    assert report["held_out"]["name"] == f"file {held_out} (measuring half)"
+    assert report["held_out"]["temperature_refit_on"]["size"] == 16
     assert current_version(models_dir) == report["version"]
     assert Router.load(models_dir).route([texts[0]])[0].agent == "cards"
 
     result = CliRunner().invoke(main, ["router", "versions", "--models-dir", str(models_dir)])
     assert result.exit_code == 0, result.output
     assert "promoted" in result.output and serving.version in result.output
+    assert "measuring half" in " ".join(result.output.split())
     listed = last_json(
         CliRunner()
         .invoke(main, ["router", "versions", "--models-dir", str(models_dir), "--json"])
@@ -94,6 +104,10 @@ def test_train_feedback_reports_promotes_and_rolls_back(
     )
     assert listed["serving"] == report["version"]
     assert [v["parent"] for v in listed["versions"]] == [None, serving.version]
+    assert all(v["agents"] == ["accounts", "cards", "travel"] for v in listed["versions"])
+    first, second = listed["versions"]
+    assert first["measured_on"]["name"] == "out-of-fold training examples"
+    assert second["measured_on"]["size"] == 16 and len(second["measured_on"]["hash"]) == 12
 
     # Roll back by a unique prefix of the version.
     result = CliRunner().invoke(
@@ -105,23 +119,23 @@ def test_train_feedback_reports_promotes_and_rolls_back(
 
 
 def test_a_version_that_fails_the_gate_is_kept_beside_with_the_reason(
-    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, labelled_rows
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, held_out_rows
 ) -> None:  # type: ignore[no-untyped-def]
     ids = routed_tasks(serving, db_url, ["block my card please"])
     with TraceStore(db_url) as store:
         record_feedback(store, next(iter(ids.values())), "good")
-    held_out = write_csv(tmp_path / "held_out.csv", labelled_rows)
+    held_out = write_csv(tmp_path / "held_out.csv", held_out_rows)
     args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
-    # A negative tolerance demands a gain: on a held-out set it already gets right, none comes.
+    # A negative tolerance demands a gain of 50 points: none comes.
     result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--tolerance", "-0.5"])
     assert result.exit_code == 0, result.output
-    assert "kept beside, not serving" in result.output
+    assert "kept beside" in result.output and "still serves" in result.output
     assert current_version(models_dir) == serving.version
     assert len(list_versions(models_dir)) == 2
     kept = [v for v in list_versions(models_dir) if v != serving.version][0]
     manifest = json.loads((models_dir / kept / "manifest.json").read_text())
     assert manifest["promotion"]["promoted"] is False
-    assert "more than the gate allows" in manifest["promotion"]["reason"]
+    assert "more than the -50.00 the gate allows" in manifest["promotion"]["reason"]
 
 
 def test_held_out_from_scenario_suites(
@@ -132,9 +146,9 @@ def test_held_out_from_scenario_suites(
     suite.write_text(
         "name: desk\nagents: some.module\nscenarios:\n"
         "  - name: card\n    steps:\n"
-        "      - user: my card has not arrived\n        expect: {agent: cards}\n"
+        "      - user: my card still has not arrived\n        expect: {agent: cards}\n"
         "  - name: joke\n    steps:\n"
-        "      - user: tell me a joke\n        expect: {out_of_scope: true}\n"
+        "      - user: tell me a funny joke\n        expect: {out_of_scope: true}\n"
         "  - name: forced\n    steps:\n"
         "      - user: anything\n        agent: travel\n"
         "  - name: other swarm\n    steps:\n"
@@ -144,16 +158,44 @@ def test_held_out_from_scenario_suites(
     with TraceStore(db_url) as store:
         record_feedback(store, next(iter(ids.values())), "good")
     args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
-    result = CliRunner().invoke(main, [*args, "--suite", str(suite.parent), "--json"])
+    args += ["--suite", str(suite.parent), "--json"]
+    # Routed steps with an expectation for this router's agents: the card and the joke; too few
+    # for the gate to claim a result.
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    # Routed steps with an expectation for this router's agents: the card and the joke.
+    report = last_json(result.output)
+    assert report["promoted"] is False and report["before"] is None
+    assert report["reason"].startswith("not enough held-out data (2 of 2 held-out texts")
+    assert report["held_out"]["size"] == 2
+    assert current_version(models_dir) == serving.version
+    # A smaller minimum, asked for: measured on those two.
+    result = CliRunner().invoke(main, [*args, "--min-held-out", "2"])
     assert last_json(result.output)["before"]["examples"] == 2
+
+
+def test_no_current_is_honoured_with_feedback(
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, held_out_rows
+) -> None:  # type: ignore[no-untyped-def]
+    ids = routed_tasks(serving, db_url, ["block my card please"])
+    with TraceStore(db_url) as store:
+        record_feedback(store, next(iter(ids.values())), "good")
+    held_out = write_csv(tmp_path / "held_out.csv", held_out_rows)
+    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--no-current", "--json"])
+    assert result.exit_code == 0, result.output
+    report = last_json(result.output)
+    assert report["promoted"] is True and report["serving"] is False
+    assert current_version(models_dir) == serving.version
+    assert report["version"] in list_versions(models_dir)
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--data", "x.csv"], "use one or the other"),
+        (["--data", "x.csv"], "--data configures training a new one"),
+        (["--encoder", "hash:64", "--members", "2"], "--encoder, --members configure training"),
+        (["--on-conflict", "first"], "--on-conflict configures training a new one"),
+        (["--oos-recall", "0.9"], "--oos-recall configures"),
         ([], "no usable feedback in 0 rows"),
         (["--eval", "missing.csv"], "missing.csv: no such file"),
     ],
@@ -182,10 +224,34 @@ def test_newcomer_flow_with_the_real_encoder(tmp_path: Path) -> None:
     """Run a request, mark its routing wrong, learn from it, see it fixed, roll back: the real
     encoder, a real SQLite file and the installed `swarm` command in subprocesses."""
     (tmp_path / "desk_agents.py").write_text(AGENTS_MODULE)
+    cards = [
+        "my card was stolen",
+        "the new card did not come",
+        "please block the card",
+        "I need another card",
+        "someone took my card",
+        "my card is lost",
+        "cancel my card",
+        "where is the card you sent",
+        "freeze my card",
+        "card delivery",
+    ]
+    travel = [
+        "book me a flight to rome",
+        "a hotel in paris please",
+        "cancel the flight",
+        "two nights in a hotel",
+        "flights to berlin",
+        "find a cheap hotel",
+        "change my flight",
+        "book a room",
+        "a flight tomorrow morning",
+        "hotel near the sea",
+    ]
     write_csv(
         tmp_path / "held_out.csv",
-        [("my card was stolen", "cards"), ("book me a flight to rome", "travel")],
-    )
+        [(t, "cards") for t in cards] + [(t, "travel") for t in travel],
+    )  # fmt: skip
     swarm = str(Path(sys.executable).with_name("swarm"))
     env = {**os.environ, "SWARM_DB": f"sqlite:///{tmp_path / 'traces.db'}"}
 

@@ -94,7 +94,7 @@ class _Feedback:
         return [("block my card", "fraud"), ("someone used my card", "fraud")]
 
 
-def test_sources_are_counted_and_later_sources_win(tmp_path: Path) -> None:
+def test_sources_are_counted_and_feedback_relabels(tmp_path: Path) -> None:
     data = TrainingData()
     data.add_agents([Cards()])
     data.add_file(write(tmp_path / "extra.csv", "text,label\nlost card,cards\n"))
@@ -109,8 +109,68 @@ def test_sources_are_counted_and_later_sources_win(tmp_path: Path) -> None:
     }
     resolved = {ex.text: ex.label for ex in data.resolved()}
     assert resolved["block my card"] == "fraud"  # feedback corrected the agent's example
-    assert data.overridden == 1
+    assert data.relabelled_by_feedback == 1 and data.conflicts == []
     assert len(resolved) == 6
+
+
+DUPLICATED = "check my account balance"
+
+
+def duplicated_data(policy: str = "error") -> TrainingData:
+    """The case `duplicate_examples`: one text among two agents' examples (same source)."""
+    from swarm import AgentRegistry, agent
+
+    @agent(examples=["what is my balance", DUPLICATED, "balance please"])
+    async def accounts(task, ctx):  # type: ignore[no-untyped-def]
+        return "accounts"
+
+    @agent(examples=[DUPLICATED.upper(), "show my statement", "list my transactions"])
+    async def statements(task, ctx):  # type: ignore[no-untyped-def]
+        return "statements"
+
+    data = TrainingData(on_conflict=policy)  # type: ignore[arg-type]
+    data.add_agents(AgentRegistry([accounts, statements]))
+    return data
+
+
+def test_one_text_under_two_agents_is_an_error_naming_both() -> None:
+    data = duplicated_data()
+    with pytest.raises(DataError) as caught:
+        data.resolved()
+    assert str(caught.value) == (
+        f"1 training text has two labels: {DUPLICATED!r}: accounts (agent accounts) and "
+        "statements (agent statements); give each text to one agent, or choose a policy "
+        "(--on-conflict first|last|drop)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "label", "said"),
+    [
+        ("first", "accounts", "kept the label given first"),
+        ("last", "statements", "kept the label given last"),
+        ("drop", None, "left them out of training"),
+    ],
+)
+def test_a_conflict_policy_chosen_says_what_it_did(
+    policy: str, label: str | None, said: str
+) -> None:
+    data = duplicated_data(policy)
+    resolved = {ex.text.casefold(): ex.label for ex in data.resolved()}
+    assert resolved.get(DUPLICATED) == label
+    assert len(data.conflicts) == 1
+    assert data.conflict_note() == f"1 text had two labels (--on-conflict {policy}: {said})"
+
+
+def test_a_file_and_an_agent_in_conflict_name_the_file(tmp_path: Path) -> None:
+    data = TrainingData()
+    data.add_agents([Cards()])
+    extra = write(tmp_path / "extra.csv", "text,label\nBlock my card,fraud\n")
+    data.add_file(extra)
+    with pytest.raises(
+        DataError, match=f"'block my card': cards \\(agent cards\\) and fraud \\({extra}\\)"
+    ):
+        data.resolved()
 
 
 def test_fingerprint_ignores_order_but_not_labels() -> None:

@@ -16,11 +16,10 @@ from swarm.router.feedback import (
     BanditConfig,
     BanditEvent,
     bandit_update,
-    gate,
     gather_feedback,
-    learn_from_feedback,
     recalibrated,
 )
+from swarm.router.learn import HeldOut, gate, learn
 from swarm.router.model import HeadConfig, ServingHead
 from swarm.router.train import TrainConfig, train_router
 
@@ -198,11 +197,12 @@ def test_events_for_labels_the_router_lacks_are_an_error(trained: Router) -> Non
 
 
 def test_gate_promotes_an_equal_router_and_refuses_a_worse_one(
-    trained: Router, labelled_rows: list[tuple[str, str]]
+    trained: Router, held_out_rows: list[tuple[str, str]]
 ) -> None:
-    texts, labels = [t for t, _ in labelled_rows], [label for _, label in labelled_rows]
-    same = gate(trained, trained, texts, labels)
+    held = HeldOut.of("test set", held_out_rows)
+    same = gate(trained, trained, held)
     assert same.promoted and "+0.00 points" in same.reason
+    assert same.held_out == held.describe() and same.held_out["size"] == 32
     broken = Router(
         trained.encoder,
         # Every output column moved to the next label: each right answer becomes a wrong one.
@@ -215,15 +215,51 @@ def test_gate_promotes_an_equal_router_and_refuses_a_worse_one(
         version="broken",
         normalize_groups=trained.normalize_groups,
     )
-    refused = gate(broken, trained, texts, labels, tolerance=0.01)
-    assert not refused.promoted and "fell" in refused.reason
+    refused = gate(broken, trained, held, tolerance=0.01)
+    assert not refused.promoted and refused.reason.startswith("worse on 32 held-out texts")
     assert refused.after.accuracy < refused.before.accuracy - 0.01
-    with pytest.raises(DataError, match="empty"):
-        gate(trained, trained, [], [])
+    # Nothing to compare with: no router serves these agents yet.
+    assert gate(trained, None, held).promoted
 
 
-def test_learn_from_feedback_saves_a_child_version_and_moves_current_only_when_promoted(
-    trained: Router, labelled_rows: list[tuple[str, str]], models_dir: Path
+def test_the_gate_never_measures_on_what_the_candidate_trained_on(
+    trained: Router, held_out_rows: list[tuple[str, str]]
+) -> None:
+    """The console bug: the held-out set was the one corrected text, which the new router had
+    trained on, and the gate reported "0.0% -> 100.0%". Texts the candidate trained on leave the
+    held-out set (compared case- and space-blind); too few left and the gate claims nothing."""
+    corrected = "My parcel came but I was charged TWICE"
+    held = HeldOut.of("cases", [(corrected, "cards")])
+    result = gate(trained, trained, held, trained_on=["my parcel came  but I was charged twice"])
+    assert not result.promoted and not result.measured
+    assert result.reason == (
+        "not enough held-out data (0 of 1 held-out texts the new router did not train on; "
+        "the gate needs 20): kept beside"
+    )
+    assert result.held_out["size"] == 0
+    asked = gate(trained, trained, held, unmeasured="promote")
+    assert asked.promoted and asked.reason.endswith("promoted without a comparison")
+    # With enough held-out texts, what it trained on is still left out of the measure.
+    trained_on = [t.upper() for t, _ in held_out_rows[:5]]
+    measured = gate(trained, trained, HeldOut.of("t", held_out_rows), trained_on=trained_on)
+    assert measured.measured and measured.before.examples == measured.after.examples == 27
+
+
+def test_held_out_sets_dedupe_split_and_hash_the_same_way_every_time(
+    held_out_rows: list[tuple[str, str]],
+) -> None:
+    held = HeldOut.of("t", [*held_out_rows, (" Where is  MY card ", "travel")])
+    assert len(held) == 32 and dict(held.pairs)["where is my card"] == "cards"
+    calibration, measuring = held.split()
+    again = HeldOut.of("t", list(reversed(held_out_rows))).split()
+    assert set(calibration.pairs) == set(again[0].pairs)
+    assert not set(calibration.texts) & set(measuring.texts)
+    assert len(calibration) + len(measuring) == 32
+    assert HeldOut.of("u", reversed(held_out_rows)).fingerprint() == held.fingerprint()
+
+
+def test_learn_saves_a_child_version_and_moves_current_only_when_promoted(
+    trained: Router, held_out_rows: list[tuple[str, str]], models_dir: Path
 ) -> None:
     trained.save(models_dir)
     serving = Router.load(models_dir, encoder=trained.encoder)
@@ -233,8 +269,9 @@ def test_learn_from_feedback_saves_a_child_version_and_moves_current_only_when_p
         row("good", "book a flight to paris", "travel"),
         row("bad", "close my account", "travel"),
     ]
-    outcome = learn_from_feedback(serving, rows, labelled_rows, models_dir=models_dir)
-    assert outcome.gate.promoted
+    held = HeldOut.of("test set", [*held_out_rows, (text, "cards")])
+    outcome = learn(models_dir, base=serving, feedback_rows=rows, held_out=held, min_held_out=10)
+    assert outcome.gate.promoted and outcome.made_current
     assert set(outcome.contributions) == {"corrections", "bandit", "together"}
     assert current_version(models_dir) == outcome.router.version
     assert Router.load(models_dir, encoder=trained.encoder).route([text])[0].agent == "cards"
@@ -242,28 +279,44 @@ def test_learn_from_feedback_saves_a_child_version_and_moves_current_only_when_p
     assert manifest["parent"] == serving.version
     assert manifest["feedback"]["corrections"] == 1 and manifest["feedback"]["good"] == 1
     assert manifest["promotion"]["promoted"] is True
-    # Serving temperature refit on the held-out set; updates keep learning at the trained one.
+    # Half the held-out set (the corrected text left out) refit the temperature, the other half
+    # measured; updates keep learning at the trained temperature.
+    measured = manifest["promotion"]["held_out"]
+    refit = measured["temperature_refit_on"]
+    assert measured["size"] + refit["size"] == 32 and measured["size"] == 16
     assert manifest["learning_temperature"] == serving.policy.temperature
     assert manifest["policy"]["temperature"] != serving.policy.temperature
     # The corrected text is now among the examples `explain` shows.
     assert text in Router.load(models_dir, encoder=trained.encoder).examples.texts
+    assert outcome.cases == [(text, "cards", rows[0]["routed_agent"] or "oos", "cards")]
 
     # A gate nothing can pass (accuracy must rise by 200 points): kept beside, CURRENT stays.
-    kept = learn_from_feedback(serving, rows, labelled_rows, models_dir=models_dir, tolerance=-2.0)
-    assert not kept.gate.promoted
+    kept = learn(
+        models_dir, base=serving, feedback_rows=rows, held_out=held, min_held_out=10,
+        tolerance=-2.0,
+    )  # fmt: skip
+    assert not kept.gate.promoted and not kept.made_current
     assert current_version(models_dir) == outcome.router.version
     assert kept.router.version in list_versions(models_dir)
     manifest = json.loads((kept.folder / "manifest.json").read_text())
     assert manifest["promotion"]["promoted"] is False
     assert manifest["promotion"]["reason"] == kept.gate.reason
 
+    # Promoted but asked not to serve (`--no-current`): saved, CURRENT stays.
+    beside = learn(
+        models_dir, base=serving, feedback_rows=rows, held_out=held, min_held_out=10,
+        make_current=False,
+    )  # fmt: skip
+    assert beside.gate.promoted and not beside.made_current
+    assert current_version(models_dir) == outcome.router.version
 
-def test_nothing_usable_to_learn_is_an_error(trained: Router, labelled_rows) -> None:  # type: ignore[no-untyped-def]
+
+def test_nothing_usable_to_learn_is_an_error(trained: Router, held_out_rows) -> None:  # type: ignore[no-untyped-def]
     rows = [row("good", "t", "cards"), row("good", "t", "travel")]
     with pytest.raises(
         DataError, match="no usable feedback in 2 rows \\(1 texts had contradictory"
     ):
-        learn_from_feedback(trained, rows, labelled_rows)
+        learn(None, base=trained, feedback_rows=rows, held_out=HeldOut.of("t", held_out_rows))
 
 
 def test_learning_from_thumbs_alone_improves_a_weak_router(
@@ -325,9 +378,10 @@ def test_recalibration_undoes_a_sharper_head(
     )
     before = trained.policy.temperature
     # Logits five times larger need a temperature five times higher for the same probabilities.
-    ratio = recalibrated(sharper, texts, labels).policy.temperature / recalibrated(
-        trained, texts, labels
-    ).policy.temperature
+    ratio = (
+        recalibrated(sharper, texts, labels).policy.temperature
+        / recalibrated(trained, texts, labels).policy.temperature
+    )
     assert ratio == pytest.approx(5, rel=0.05)
     # Labels the head lacks are left out; too few left: unchanged.
     assert recalibrated(trained, ["x"], ["billing"]).policy.temperature == before

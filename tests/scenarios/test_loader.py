@@ -112,6 +112,8 @@ def test_keyword_and_tag_selection() -> None:
 
 
 def test_project_suites_load() -> None:
-    root = Path(__file__).resolve().parents[2] / "scenarios"
-    for f in sorted(root.glob("*.yaml")):
+    root = Path(__file__).resolve().parents[2]
+    files = sorted(root.glob("scenarios/*.yaml")) + sorted(root.glob("examples/*/*/suites/*.yaml"))
+    assert files
+    for f in files:
         assert load_suite(f).scenarios

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from swarm import Swarm
-from swarm.errors import ToolError
+from swarm import Context, Swarm, Task, agent
+from swarm.agents import AgentRegistry
+from swarm.errors import LLMStatusError, ReplayedError, ToolError
+from swarm.failure import exception_record, rebuild_exception
 from swarm.scenarios import (
     TOOL_REPLAY_SERVICE,
     ScenarioRunner,
@@ -24,6 +26,7 @@ from swarm.scenarios import (
 )
 from swarm.scenarios.views import DiffView
 from swarm.testing import FakeRouter
+from swarm.testing.llm import ScriptedLLM
 from swarm.trace import TraceStore
 
 SUITE = """
@@ -160,3 +163,114 @@ def test_save_suite_produces_a_suite_that_loads_and_passes(
                 step.expect.output = None
     report = ScenarioRunner().run_sync([suite])
     assert report.passed, [s.reasons for s in report.scenarios]
+
+
+# ---- recorded failures come back as their own class ----------------------------------------
+
+
+class OutOfStock(Exception):
+    """A domain refusal whose `__init__` does not take its `args` (kw-only, extra state)."""
+
+    def __init__(self, item: str, *, left: int) -> None:
+        super().__init__(f"{item}: only {left} left")
+        self.item = item
+        self.left = left
+
+
+def reserve(item: str) -> str:
+    raise OutOfStock(item, left=0)
+
+
+@agent(examples=["reserve a lamp"])
+async def stockist(task: Task, ctx: Context) -> dict[str, object]:
+    """Reserves items; a refusal from the stock tool is answered, not raised."""
+    try:
+        return {"reserved": await ctx.tool(reserve, item=task.text.split()[-1])}
+    except OutOfStock as exc:
+        return {"refused": str(exc), "left": exc.left, "item": exc.item}
+
+
+async def test_a_tool_exception_the_agent_catches_is_replayed_as_the_same_class(
+    store: TraceStore,
+) -> None:
+    async with Swarm([stockist], router=FakeRouter(default="stockist"), db=store) as s:
+        first = await s.run("reserve a lamp")
+        run_id = s.run_id
+    assert first.output == {"refused": "lamp: only 0 left", "left": 0, "item": "lamp"}
+    assert run_id is not None
+    (span,) = store.spans(run_id=run_id, kind="tool")
+    assert span["attributes"]["exception"]["type"].endswith(":OutOfStock")
+    outcome = await replay_run(
+        store, run_id, agents=AgentRegistry([stockist]), router=FakeRouter(default="stockist")
+    )
+    assert outcome.diff.changes == [] and outcome.tools_served == 1
+    assert outcome.records[0].output == first.output
+
+
+def test_rebuild_exception_keeps_class_args_and_state() -> None:
+    again = rebuild_exception(exception_record(OutOfStock("chair", left=2)))
+    assert type(again) is OutOfStock and str(again) == "chair: only 2 left"
+    assert isinstance(again, OutOfStock) and (again.item, again.left) == ("chair", 2)
+    status = rebuild_exception(exception_record(LLMStatusError("busy", status_code=503, body="b")))
+    assert isinstance(status, LLMStatusError) and (status.status_code, status.body) == (503, "b")
+    err = rebuild_exception(exception_record(OSError(2, "gone")))
+    assert isinstance(err, FileNotFoundError) and err.errno == 2
+
+
+@pytest.mark.parametrize(
+    ("record", "shown"),
+    [
+        # A module nobody imported: replay never imports code a trace store names.
+        ({"type": "no_such_module:Boom", "args": ["x"], "message": "x", "exact": True}, "Boom: x"),
+        # A name that is not an exception class.
+        ({"type": "json:dumps", "args": ["x"], "message": "x", "exact": True}, "dumps: x"),
+        # Arguments that were not JSON when recorded.
+        (
+            {"type": "builtins:ValueError", "args": ["<obj>"], "message": "<obj>", "exact": False},
+            "ValueError: <obj>",
+        ),
+        # A recorded message the rebuilt instance does not reproduce.
+        (
+            {"type": "builtins:KeyError", "args": ["k"], "message": "other", "exact": True},
+            "KeyError: other",
+        ),
+    ],
+)
+def test_an_exception_that_cannot_be_rebuilt_is_a_replayed_tool_error(
+    record: dict[str, object], shown: str
+) -> None:
+    again = rebuild_exception(record)
+    assert type(again) is ReplayedError and isinstance(again, ToolError)
+    assert str(again) == shown and again.original == record["type"]
+
+
+def test_an_exception_with_non_json_arguments_is_recorded_as_inexact() -> None:
+    record = exception_record(ValueError(object()))
+    assert record["exact"] is False and record["type"] == "builtins:ValueError"
+    assert type(rebuild_exception(record)) is ReplayedError
+
+
+@agent(examples=["ask the model"])
+async def patient(task: Task, ctx: Context) -> dict[str, object]:
+    """Asks the model; a busy endpoint is answered, not raised."""
+    try:
+        return {"answer": (await ctx.llm.chat([task.text])).content}
+    except LLMStatusError as exc:
+        return {"busy": exc.status_code}
+
+
+async def test_an_llm_error_the_agent_catches_is_replayed_as_the_same_class(
+    store: TraceStore,
+) -> None:
+    busy = LLMStatusError("busy", status_code=503, body="")
+    llm = ScriptedLLM([busy, "forty-two"])
+    async with Swarm([patient], router=FakeRouter(default="patient"), db=store, llm=llm) as s:
+        # One session: the replay runs its tasks in order, so the recorded order holds.
+        first = [(await s.run("ask the model", session="s1")).output for _ in range(2)]
+        run_id = s.run_id
+    assert first == [{"busy": 503}, {"answer": "forty-two"}] and run_id is not None
+    outcome = await replay_run(
+        store, run_id, agents=AgentRegistry([patient]), router=FakeRouter(default="patient")
+    )
+    assert outcome.diff.changes == [] and outcome.diff.compared == 2
+    assert [r.output for r in outcome.records] == first

@@ -197,8 +197,8 @@ def test_a_suite_that_cannot_start_fails_alone(
 def test_project_keyword_suites_pass() -> None:
     """The project's suites written for the keyword router (the learned-router ones, such as
     bank_routing.yaml, run through the pytest plugin with their own `router: auto`)."""
-    root = Path(__file__).resolve().parents[2] / "scenarios"
-    suites = [load_suite(f) for f in sorted(root.glob("*.yaml"))]
+    root = Path(__file__).resolve().parents[2] / "examples" / "swarm_examples"
+    suites = [load_suite(f) for f in sorted(root.glob("*/suites/*.yaml"))]
     suites = [s for s in suites if s.router == "keyword"]
     report = ScenarioRunner(router="keyword").run_sync(suites)
     failures = [(s.id, s.reasons) for s in report.scenarios if not s.passed]
@@ -211,8 +211,8 @@ def test_help_desk_suites_with_the_learned_router(tmp_path: Path) -> None:
     routing = pytest.importorskip("swarm.router")
     if not hasattr(routing, "ensure_router"):
         pytest.skip("swarm.router has no ensure_router yet")
-    root = Path(__file__).resolve().parents[2] / "scenarios"
-    suites = [load_suite(f) for f in sorted(root.glob("*.yaml"))]
+    root = Path(__file__).resolve().parents[2] / "examples" / "swarm_examples" / "quickstart"
+    suites = [load_suite(f) for f in sorted(root.glob("suites/*.yaml"))]
     runner = ScenarioRunner(router="auto", models_dir=str(tmp_path / "models"))
     # Out-of-scope rejection depends on the router room's threshold training (in progress):
     # the in-scope desks are what this test holds the learned router to.

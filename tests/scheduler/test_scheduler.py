@@ -15,6 +15,7 @@ import pytest
 from swarm import (
     Agent,
     AgentRegistry,
+    ConfigError,
     Decision,
     Handoff,
     QueueFull,
@@ -576,5 +577,57 @@ async def test_many_tasks_all_finish_once() -> None:
     handles = [await s.submit(str(i)) for i in range(500)]
     results = [await h for h in handles]
     assert sorted(r.output for r in results) == list(range(1, 501))
-    assert counter.calls == 500 and s.stats == {"live": 0, "waiting": 0, "running": 0}
+    assert counter.calls == 500
+    assert s.stats == {"live": 0, "waiting": 0, "running": 0, "overdue": 0}
+    await s.close()
+
+
+async def test_workers_live_in_a_task_group_that_close_ends() -> None:
+    @agent(max_concurrency=4)
+    async def brief(task, ctx):
+        await asyncio.sleep(0.001)
+        return "ok"
+
+    outside = asyncio.all_tasks()
+    s = make([brief], default="brief")
+    await s.start()
+    handles = [await s.submit(str(i)) for i in range(40)]
+    await asyncio.sleep(0)
+    mine = asyncio.all_tasks() - outside
+    assert mine  # the routing loop and the workers
+    assert all([(await h).ok for h in handles])
+    await s.close()
+    assert all(t.done() for t in mine)
+    assert asyncio.all_tasks() - outside == set()  # nothing left behind
+
+
+def test_a_router_without_version_or_blocking_is_refused() -> None:
+    class Bare:
+        def route(self, texts):
+            return []
+
+    with pytest.raises(ConfigError, match="needs route\\(texts\\), version and blocking"):
+        Scheduler(AgentRegistry([echo]), Bare())  # type: ignore[arg-type]
+
+
+class _RefusingStore:
+    """A sink that cannot write one task's result (as a store can refuse a value)."""
+
+    def task_queued(self, task, *, resumed=False): ...
+    def task_started(self, task_id, agent, attempt): ...
+    def record_decision(self, task_id, decision): ...
+    def record_span(self, span): ...
+
+    def task_finished(self, result):
+        if result.output == "poison":
+            raise ValueError("cannot encode")
+
+    async def flush(self): ...
+
+
+async def test_a_store_that_refuses_a_result_does_not_hang_its_waiters() -> None:
+    s = make([echo], default="echo", store=_RefusingStore())
+    bad, good = await asyncio.wait_for(asyncio.gather(s.run("poison"), s.run("fine")), 5)
+    assert bad.ok and bad.output == "poison" and good.ok
+    await s.join()
     await s.close()

@@ -1,9 +1,12 @@
 """A small real HTTP server on 127.0.0.1 for the HTTP tool's tests: pages, redirects, a big body,
-a slow answer; it records every request it gets, so a test can show a refused call never left."""
+a slow answer, compressed bombs, broken headers; it records every request it gets, so a test can
+show a refused call never left."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import zlib
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,6 +46,20 @@ class Site(LoopbackServer):
             content = b"late"
         elif parts.path == "/echo":
             content = method.encode() + b" " + body
+        elif parts.path == "/bomb":
+            # `enc` names the Content-Encoding sent; `size` the MiB of zeros it decodes to.
+            encoding = query.get("enc", "gzip")
+            content = bomb(encoding, int(query.get("size", "1024")))
+            extra = {"Content-Encoding": query.get("header", encoding)}
+        elif parts.path == "/compressed":
+            encoding = query.get("enc", "gzip")
+            content = compress(encoding, b"small and fine " * 10)
+            extra = {"Content-Encoding": query.get("header", encoding)}
+        elif parts.path == "/charset":
+            content = "caf\u00e9".encode()
+            extra = {"Content-Type": f"text/plain; charset={query['name']}"}
+        elif parts.path == "/bad-location":
+            status, extra = 302, {"Location": query.get("to", "http://[::1/x")}
         else:
             status, content = 404, b"not found"
         hdrs = {
@@ -58,3 +75,35 @@ class Site(LoopbackServer):
             + content
         )
         await writer.drain()
+
+
+@functools.cache
+def bomb(encoding: str, mib: int) -> bytes:
+    """`mib` MiB of zeros, compressed by `encoding` (comma-separated: applied left to right),
+    built a MiB at a time so the test itself never holds the decoded size."""
+    zero = bytes(1 << 20)
+    first, *rest = [e.strip() for e in encoding.split(",")]
+    if first == "zstd":
+        import zstandard
+
+        out = zstandard.ZstdCompressor(level=3).compressobj()
+        data = b"".join(out.compress(zero) for _ in range(mib)) + out.flush()
+    elif first == "br":
+        data = b"\x1b\xff\xff\x7f"  # not a real stream: brotli is refused before decoding
+    else:
+        wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}[first]
+        packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        data = b"".join(packer.compress(zero) for _ in range(mib)) + packer.flush()
+    for encoding in rest:
+        data = compress(encoding, data)
+    return data
+
+
+def compress(encoding: str, data: bytes) -> bytes:
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(data)
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "raw-deflate": -15}[encoding]
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
