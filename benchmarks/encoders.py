@@ -37,7 +37,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "swarm" / "data" / "banking77"
+DATA = ROOT / "examples" / "swarm_examples" / "bank" / "banking77"
 NAMES = ("numpy-bert", "onnx-fp32", "onnx-int8", "sentence-transformers")
 
 # What each encoder is, as code a fresh process runs for the cold start: `enc.encode([text])`.

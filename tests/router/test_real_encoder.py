@@ -30,7 +30,8 @@ TEXTS = [
 
 
 def banking77_test_texts(n: int) -> list[str]:
-    with (ROOT / "swarm" / "data" / "banking77" / "test.csv").open(newline="") as f:
+    data = ROOT / "examples" / "swarm_examples" / "bank" / "banking77"
+    with (data / "test.csv").open(newline="") as f:
         return [row["text"] for row in csv.DictReader(f)][:n]
 
 
