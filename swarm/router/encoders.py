@@ -149,6 +149,12 @@ def load_encoder(spec: str = DEFAULT_ENCODER) -> Encoder:
         factory = _factory_for(spec)
         if factory is not None:
             return factory(spec)
+        if ":" in spec and "/" not in spec.split(":", 1)[0]:  # no model or path has a scheme
+            raise ConfigError(
+                f"cannot load encoder {spec!r}: no encoder registered for "
+                f"{spec.split(':', 1)[0]!r} (register_encoder, or the swarm.encoders entry-point "
+                "group; `hash` is swarm.testing's, registered when it is imported)"
+            )
     if folder is None and (Path(model).is_absolute() or model.startswith((".", "~"))):
         raise ConfigError(f"cannot load encoder {spec!r}: no such folder")
     if backend == "sentence-transformers":

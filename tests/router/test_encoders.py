@@ -122,6 +122,8 @@ def test_encoder_cache_is_per_machine_and_overridable(
 def test_unknown_encoder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot load encoder"):
         load_encoder(str(tmp_path / "no-such-model"))
+    with pytest.raises(ConfigError, match="no encoder registered for 'nosuch'"):
+        load_encoder("nosuch:64")
 
 
 def test_cache_avoids_re_encoding_across_instances(tmp_path: Path) -> None:
