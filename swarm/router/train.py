@@ -39,7 +39,7 @@ from swarm.router.encoders import (
 from swarm.router.model import HeadConfig
 from swarm.router.router import ExampleBank, Router, RoutingPolicy
 
-__all__ = ["TrainConfig", "TrainReport", "main", "train_router"]
+__all__ = ["TrainConfig", "TrainReport", "train_router"]
 
 log = logging.getLogger(__name__)
 
