@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
 from rich.table import Table
@@ -19,7 +21,7 @@ from rich.tree import Tree
 
 from swarm.models import Decision, Result, TaskStatus
 
-__all__ = ["DecisionView", "ResultView", "TaskTree", "progress_bars"]
+__all__ = ["Column", "DecisionView", "FittedTable", "ResultView", "TaskTree", "progress_bars"]
 
 _STATUS_STYLE = {
     "done": "green",
@@ -190,3 +192,117 @@ def progress_bars(
             return lambda n: bars.advance(task, n)
 
         yield make
+
+
+# ---- tables that fit the terminal -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of a `FittedTable`: how it shows, and what happens to it when the width is short.
+
+    `keep`: the higher, the longer it stays as a column of its own. `fold_into`: the header of
+    the column whose cells take this one's value as a second line when there is no room for it
+    (else it is left out). `wrap`: free text that may wrap over lines; every other column is one
+    line that is never cut (ids, versions and times are copied from here).
+    """
+
+    header: str
+    keep: int = 0
+    fold_into: str | None = None
+    wrap: bool = False
+    justify: Literal["left", "right"] = "left"
+    style: str = ""
+
+
+_WRAP_MIN = 20  # the narrowest a free-text column may get: three or four words a line
+
+
+class FittedTable:
+    """A table that stays readable however narrow the terminal: columns that do not fit fold
+    into another column as a second line (grey), or are left out, lowest `keep` first; no column
+    is ever squeezed to nothing and no id is ever cut.
+
+    `rows`: one mapping per row, header -> cell (str or Text).
+    """
+
+    def __init__(
+        self,
+        title: str,
+        columns: Sequence[Column],
+        rows: Iterable[Mapping[str, str | Text]],
+    ) -> None:
+        self.title, self.columns, self.rows = title, list(columns), [dict(r) for r in rows]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.fit(options.max_width)
+
+    def fit(self, width: int) -> Table:
+        """The table for `width` cells: what shows as a column, what folds, what is left out."""
+        shown = {c.header: c for c in self.columns}
+        folded: dict[str, list[Column]] = {}
+        by_keep = sorted(self.columns, key=lambda c: c.keep)
+        for c in by_keep:  # first fold what can fold, least valuable first
+            if self._width(shown, folded) <= width:
+                break
+            if c.fold_into in shown and c.header in shown and len(shown) > 1:
+                del shown[c.header]
+                guests = folded.setdefault(c.fold_into, [])
+                guests.append(c)
+                guests.sort(key=self.columns.index)  # shown in the order they were declared
+        for c in by_keep:  # then leave out what still does not fit
+            if self._width(shown, folded) <= width:
+                break
+            for guests in folded.values():
+                if c in guests:
+                    guests.remove(c)
+                    break
+            else:
+                if c.header in shown and len(shown) > 1:
+                    del shown[c.header]
+                    folded.pop(c.header, None)
+        return self._table(shown, folded)
+
+    def _cells(self, column: Column, guests: Sequence[Column]) -> list[Text]:
+        """The header and each row's cell as the column shows them: its own value, then its
+        guests' values on one grey line with ` · ` between them."""
+        head = Text(column.header)
+        if guests:
+            head.append("\n" + " · ".join(g.header for g in guests), style="grey50")
+        out = [head]
+        for row in self.rows:
+            cell = _text(row.get(column.header, ""))
+            extra = Text(" · ").join(_text(row.get(g.header, "")) for g in guests)
+            if extra.plain.strip(" ·"):
+                extra.stylize("grey50")
+                cell = Text.assemble(cell, "\n", extra)
+            out.append(cell)
+        return out
+
+    def _cell_width(self, column: Column, guests: Sequence[Column]) -> int:
+        lines = [line for cell in self._cells(column, guests) for line in cell.plain.splitlines()]
+        widest = max((cell_len(line) for line in lines), default=0)
+        if column.wrap and all(g.wrap for g in guests):
+            return min(widest, _WRAP_MIN)  # free text wraps; narrower than this it reads badly
+        return widest
+
+    def _width(self, shown: Mapping[str, Column], folded: Mapping[str, list[Column]]) -> int:
+        # show_edge=False: one cell of padding each side, one separator between columns
+        cells = sum(self._cell_width(c, folded.get(h, [])) for h, c in shown.items())
+        return cells + 3 * len(shown) - 1
+
+    def _table(self, shown: Mapping[str, Column], folded: Mapping[str, list[Column]]) -> Table:
+        table = Table(title=self.title, title_justify="left", show_edge=False)
+        columns = [self._cells(c, folded.get(h, [])) for h, c in shown.items()]
+        for (header, c), cells in zip(shown.items(), columns, strict=True):
+            wrap = c.wrap and all(g.wrap for g in folded.get(header, []))
+            table.add_column(
+                cells[0], justify=c.justify, style=c.style, no_wrap=not wrap, overflow="fold"
+            )
+        for i in range(len(self.rows)):
+            table.add_row(*(cells[i + 1] for cells in columns))
+        return table
+
+
+def _text(value: str | Text) -> Text:
+    return value.copy() if isinstance(value, Text) else Text(value)

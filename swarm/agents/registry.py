@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from swarm.agents.base import Agent, check_agent
 from swarm.agents.pack import Pack, instantiate, load_pack, pack_from
 from swarm.errors import AgentDefinitionError, AgentNotFound, ConfigError
+from swarm.models import OUT_OF_SCOPE
 
 __all__ = [
     "DEMO_ENTRY_POINT_GROUP",
@@ -43,6 +44,11 @@ class AgentRegistry:
     def register(self, item: Agent | type[Agent]) -> Agent:
         a = instantiate(item)
         check_agent(a)
+        if a.name == OUT_OF_SCOPE:
+            raise AgentDefinitionError(
+                f"{a.origin}: the name {a.name!r} is reserved: it means no agent should take a "
+                "request (in feedback and router data)"
+            )
         if a.name in self._agents:
             other = self._agents[a.name]
             if other is a:

@@ -5,7 +5,9 @@ Thin by design: each command parses, calls the library, and renders with `swarm.
 
 from __future__ import annotations
 
-import asyncio
+import ast
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -14,6 +16,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from swarm.cli.common import (
     DB_OPTION,
@@ -33,13 +36,45 @@ console = make_console  # the name the other commands and tests know
 
 
 class _Group(click.Group):
-    """Turns swarm's own errors into one red line and exit code 2, never a traceback."""
+    """Turns swarm's own errors into one red line and exit code 2, never a traceback.
+
+    The commands of other modules are imported when they run, not to draw `swarm --help`
+    (`LAZY`): that help reads their summaries from the source, so it never waits for the
+    trace store, the router or the console to import.
+    """
+
+    describing = False  # True while `--help` lists the commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in LAZY:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = LAZY[cmd_name].partition(":")
+        if self.describing:
+            summary = _docstring(module, attr)
+            if summary is not None:
+                return click.Command(cmd_name, help=summary)
+        command = getattr(importlib.import_module(module), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.describing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.describing = False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SwarmError as exc:
-            Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+            # soft_wrap: one line however narrow the terminal, so it can be grepped and copied
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"[red]error:[/red] {escape(str(exc))}"
+            )
             sys.exit(2)
 
 
@@ -94,6 +129,8 @@ def run(
     as_json: bool,
 ) -> None:
     """Route and run TEXTS (or the lines of --file); print each decision and result."""
+    import asyncio
+
     from swarm.cli.views import DecisionView, ResultView
     from swarm.swarm import Swarm
 
@@ -234,6 +271,8 @@ def resume(
 
     The tasks of a run whose process is still alive are left to it (run twice, their side effects
     would happen twice); `--force` takes them anyway."""
+    import asyncio
+
     from swarm.agents import AgentRegistry
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
@@ -320,13 +359,31 @@ def resume(
         out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")
 
 
-from swarm.cli.console_command import console_command as _console  # noqa: E402
-from swarm.cli.demo import demo as _demo  # noqa: E402
-from swarm.cli.feedback import feedback as _feedback  # noqa: E402
-from swarm.cli.mcp import mcp as _mcp  # noqa: E402
-from swarm.cli.router import router as _router_group  # noqa: E402
-from swarm.cli.scenarios import COMMANDS as _scenario_commands  # noqa: E402
-from swarm.cli.usage import usage as _usage  # noqa: E402
+LAZY = {
+    "console": "swarm.cli.console_command:console_command",
+    "demo": "swarm.cli.demo:demo",
+    "diff": "swarm.cli.scenarios:diff",
+    "feedback": "swarm.cli.feedback:feedback",
+    "mcp": "swarm.cli.mcp:mcp",
+    "replay": "swarm.cli.scenarios:replay",
+    "router": "swarm.cli.router:router",
+    "test": "swarm.cli.scenarios:test",
+    "usage": "swarm.cli.usage:usage",
+}
+"""The commands of other modules: name -> `module:attribute` of the click command."""
 
-for _command in (_demo, _feedback, _mcp, _router_group, _console, _usage, *_scenario_commands):
-    main.add_command(_command)
+
+def _docstring(module: str, function: str) -> str | None:
+    """The docstring of `function` in `module`'s source, read without importing it (None when
+    it cannot be found that way: the caller imports the module instead)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+            return ast.get_docstring(node)
+    return None

@@ -13,13 +13,12 @@ import click
 from rich.console import Console
 
 from swarm.paths import DEFAULT_MODELS_DIR
-from swarm.trace import DEFAULT_DB_URL
-from swarm.views import progress_bars
 
 __all__ = [
     "DB_OPTION",
     "MODELS_OPTION",
     "ROUTER_OPTION",
+    "default_db_url",
     "importable_cwd",
     "llm_from_env",
     "load_router",
@@ -28,10 +27,29 @@ __all__ = [
     "registry_for",
 ]
 
+
+def default_db_url() -> str:
+    """$SWARM_DB, else the trace store's default file."""
+    from swarm.trace import DEFAULT_DB_URL  # SQLAlchemy: only when a command needs the store
+
+    return os.environ.get("SWARM_DB", DEFAULT_DB_URL)
+
+
+class _DbOption(click.Option):
+    """`--db`, whose shown default names the store's default URL when help is drawn, so that
+    importing the CLI does not import the store (and SQLAlchemy) just to print help."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from swarm.trace import DEFAULT_DB_URL
+
+        self.show_default = "$SWARM_DB or " + DEFAULT_DB_URL
+        return super().get_help_record(ctx)
+
+
 DB_OPTION = click.option(
     "--db",
-    default=lambda: os.environ.get("SWARM_DB", DEFAULT_DB_URL),
-    show_default="$SWARM_DB or " + DEFAULT_DB_URL,
+    cls=_DbOption,
+    default=default_db_url,
     help="Trace store URL (any SQLAlchemy URL).",
 )
 ROUTER_OPTION = click.option(
@@ -48,6 +66,14 @@ MODELS_OPTION = click.option(
     show_default=True,
     help="Where trained router versions live.",
 )
+
+
+def progress_bars(console: Console, enabled: bool = True) -> Any:
+    """`swarm.views.progress_bars`, imported when a command draws bars: it imports the models
+    (pydantic), which `swarm --help` should not wait for."""
+    from swarm.views import progress_bars as bars
+
+    return bars(console, enabled)
 
 
 def make_console() -> Console:
@@ -99,6 +125,8 @@ def llm_from_env() -> Any:
     from swarm.llm import LLM
 
     return LLM.from_env()
+
+
 ENABLE_ENV = "SWARM_ROUTER_LLM"
 """Set to 1 to ask the LLM that `SWARM_LLM_BASE_URL` (…) configures when the router is unsure."""
 
@@ -135,5 +163,3 @@ def second_opinion_from_env(
         descriptions=descriptions,
         style=style,  # type: ignore[arg-type]
     )
-
-

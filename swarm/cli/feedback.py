@@ -29,7 +29,8 @@ CURRENT_FILE = "CURRENT"
 @click.option(
     "--agent",
     default=None,
-    help=f"The agent that should have taken the task (a correction); {OUT_OF_SCOPE}: none.",
+    help=f"The agent that should have taken the task (a correction), or {OUT_OF_SCOPE} when no "
+    "agent should have.",
 )
 @click.option("--note", default=None, help="Why, in a few words; kept with the feedback.")
 @click.option(

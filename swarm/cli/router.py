@@ -110,7 +110,7 @@ def router() -> None:
     help="Models folder; a new version is written inside.",
 )
 @click.option(
-    "--encoder", default=None, help="Sentence-transformers name or path (default all-MiniLM-L6-v2)."
+    "--encoder", default=None, help="MODEL[@onnx-fp32|@sentence-transformers] (see README)."
 )
 @click.option(
     "--oos-label", default="oos", show_default=True, help="Label of out-of-scope examples."

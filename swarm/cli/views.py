@@ -14,7 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from swarm.views import (  # shared with the console; re-exported for older importers
+    Column,
     DecisionView,
+    FittedTable,
     ResultView,
     TaskTree,
     _short,
@@ -22,45 +24,91 @@ from swarm.views import (  # shared with the console; re-exported for older impo
     _when,
 )
 
-__all__ = ["DecisionView", "ResultView", "RunsTable", "TaskTree", "TasksTable"]
+__all__ = [
+    "Column",
+    "DecisionView",
+    "FittedTable",
+    "ResultView",
+    "RunsTable",
+    "TaskTree",
+    "TasksTable",
+]
+
+
+def _took(start: float | None, end: float | None) -> str:
+    if start is None:
+        return "-"
+    if end is None:
+        return "unfinished"
+    seconds = end - start
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 class RunsTable:
+    """Recent runs. At 80 columns the kind and task count fold under the run id, the time it
+    took under the start, the agents module under the router version."""
+
+    COLUMNS = (
+        Column("run", keep=9, style="cyan"),
+        Column("kind", keep=1, fold_into="run"),
+        Column("started", keep=7),
+        Column("took", keep=2, fold_into="started", justify="right"),
+        Column("tasks", keep=3, fold_into="run", justify="right"),
+        Column("agents", keep=0, fold_into="router"),
+        Column("router", keep=8),
+    )
+
     def __init__(self, runs: Iterable[dict[str, Any]]) -> None:
         self.runs = list(runs)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        table = Table(title="runs", title_justify="left")
-        for col in ("run", "kind", "started", "finished", "tasks", "agents", "router"):
-            table.add_column(col, no_wrap=col in ("run", "started", "finished"))
-        for r in self.runs:
-            table.add_row(
-                r["id"],
-                r["kind"],
-                _when(r["started_at"]),
-                _when(r["finished_at"]),
-                str(r.get("tasks", "")),
-                r["agents"] or "-",
-                r["router_version"] or "-",
-            )
-        yield table
+        rows = [
+            {
+                "run": r["id"],
+                "kind": r["kind"],
+                "started": _when(r["started_at"]),
+                "took": _took(r["started_at"], r["finished_at"]),
+                "tasks": str(r.get("tasks", "")),
+                "agents": r["agents"] or "-",
+                "router": r["router_version"] or "-",
+            }
+            for r in self.runs
+        ]
+        yield FittedTable("runs", self.COLUMNS, rows)
 
 
 class TasksTable:
+    """Tasks, newest first. At 80 columns the output or error folds under the text."""
+
+    COLUMNS = (
+        Column("task", keep=9, style=""),
+        Column("status", keep=8),
+        Column("agent", keep=7),
+        Column("text", keep=6, wrap=True),
+        Column("output / error", keep=2, fold_into="text", wrap=True),
+    )
+
     def __init__(self, tasks: Iterable[dict[str, Any]], title: str = "tasks") -> None:
         self.tasks = list(tasks)
         self.title = title
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        table = Table(title=self.title, title_justify="left")
-        for col in ("task", "status", "agent", "text", "output / error"):
-            table.add_column(col, no_wrap=col == "task", overflow="ellipsis")
+        if not self.tasks:
+            yield Text("no tasks", style="grey50")
+            return
+        rows = []
         for t in self.tasks:
             detail = t["error"] if t["error"] else _short(t["output"], 40) if t["output"] else ""
-            table.add_row(
-                t["id"], _status(t["status"]), t["agent"] or "-", _short(t["text"], 40), detail
+            rows.append(
+                {
+                    "task": t["id"],
+                    "status": _status(t["status"]),
+                    "agent": t["agent"] or "-",
+                    "text": _short(t["text"], 40),
+                    "output / error": _short(detail, 80),
+                }
             )
-        yield Group(table) if self.tasks else Text("no tasks", style="grey50")
+        yield FittedTable(self.title, self.COLUMNS, rows)
 
 
 # ---- router versions and learning from feedback ------------------------------------------------
@@ -132,13 +180,18 @@ def feedback_outcome_view(outcome: Any) -> Group:
     return Group(*parts)
 
 
-def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> Table:
-    table = Table(title="router versions", show_edge=False)
-    table.add_column("")
-    table.add_column("version (created)", no_wrap=True)
-    table.add_column("from", no_wrap=True)
-    table.add_column("held-out acc.", justify="right")
-    table.add_column("promotion")
+VERSION_COLUMNS = (
+    Column("", keep=9),
+    Column("version (created)", keep=8),
+    Column("from", keep=2, fold_into="version (created)"),
+    Column("held-out acc.", keep=6, justify="right"),
+    Column("promotion", keep=5, wrap=True),
+)
+
+
+def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> FittedTable:
+    """The router versions, `*` on the serving one; at 80 columns the parent folds under each."""
+    rows: list[dict[str, str | Text]] = []
     for m in manifests:
         promotion = m.get("promotion")
         if promotion is None:
@@ -151,11 +204,15 @@ def versions_table(manifests: Iterable[dict[str, Any]], serving: str | None) -> 
                 f"{'promoted' if promotion['promoted'] else 'kept beside'} ({change:+.2f} pts)",
                 style="green" if promotion["promoted"] else "yellow",
             )
-        table.add_row(
-            "*" if m["version"] == serving else "",
-            Text(m["version"], style="bold" if m["version"] == serving else ""),
-            m.get("parent") or "-",
-            "-" if held_out is None else f"{held_out:.4f}",
-            verdict,
+        rows.append(
+            {
+                "": "*" if m["version"] == serving else "",
+                "version (created)": Text(
+                    m["version"], style="bold" if m["version"] == serving else ""
+                ),
+                "from": m.get("parent") or "-",
+                "held-out acc.": "-" if held_out is None else f"{held_out:.4f}",
+                "promotion": verdict,
+            }
         )
-    return table
+    return FittedTable("router versions", VERSION_COLUMNS, rows)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from swarm.feedback import OUT_OF_SCOPE
+
 __all__ = ["COMMANDS", "Command", "Parsed", "UsageProblem", "parse"]
 
 
@@ -27,7 +29,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("trace", "/trace [ID]", "the tree of the last task, or of task ID", 0, 1),
     Command("good", "/good", "the last routing was right (teaches the router)"),
     Command("bad", "/bad", "the last routing was wrong"),
-    Command("route", "/route AGENT", "correct the last routing: re-run the request at AGENT", 1, 1),
+    Command(
+        "route",
+        f"/route AGENT|{OUT_OF_SCOPE}",
+        f"correct the last routing: re-run the request at AGENT ({OUT_OF_SCOPE}: no agent should)",
+        1,
+        1,
+    ),
     Command("retrain", "/retrain", "train a new router with the feedback; switch if not worse"),
     Command("history", "/history", "this session's requests"),
     Command("quit", "/quit", "leave (Ctrl-D works too)", aliases=("exit", "q")),

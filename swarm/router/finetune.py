@@ -1,7 +1,7 @@
 """Optional: fine-tune the BERT encoder itself on the labelled texts, on CPU, within a time budget.
 
 A cosine classifier over the mean-pooled, normalised embeddings is trained with the encoder; the
-result is a sentence-transformers-style folder that the numpy encoder serves like the original.
+result is a sentence-transformers-style folder, served on ONNX Runtime in the base's variant.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from swarm.errors import ConfigError
-from swarm.router.encoders import Encoder, NativeBertEncoder
+from swarm.router.encoders import Encoder
+from swarm.router.onnx import VARIANT_FILE, OnnxEncoder
 
 __all__ = ["finetune_encoder"]
 
@@ -47,14 +48,14 @@ def finetune_encoder(
     learning_rate: float = 3e-5,
     seed: int = 0,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
-) -> NativeBertEncoder:
+) -> OnnxEncoder:
     """A copy of `base` fine-tuned to separate `labels`; stops after `epochs` or `minutes`.
 
     The returned encoder carries `artifact_folder`: saving the router copies it into the artifact.
     """
-    if not isinstance(base, NativeBertEncoder):
+    if not isinstance(base, OnnxEncoder):
         raise ConfigError(
-            f"--finetune supports BERT-family encoders run natively (the default); "
+            f"--finetune supports BERT-family encoders served on ONNX Runtime (the default); "
             f"{base.name!r} is not one"
         )
     import torch
@@ -68,7 +69,7 @@ def finetune_encoder(
     torch.manual_seed(seed)
     model = BertModel.from_pretrained(str(base.folder), add_pooling_layer=False)
     model.train()
-    tokenizer = base._model.tokenizer
+    tokenizer = base.tokenizer
     n_labels = int(labels.max()) + 1
     # Class vectors start at the mean embedding of their texts: the classifier is sensible from
     # step one, so the encoder is not pulled about by a random head.
@@ -130,7 +131,9 @@ def finetune_encoder(
             shutil.copy2(base.folder / name, folder / name)
     if (base.folder / "1_Pooling").is_dir():
         shutil.copytree(base.folder / "1_Pooling", folder / "1_Pooling")
-    tuned = NativeBertEncoder(folder, name=f"{base.name} (fine-tuned)")
+    # The head is trained on the variant that will serve: the folder says which (see onnx.py).
+    (folder / VARIANT_FILE).write_text(f'{{"variant": "{base.variant}"}}\n')
+    tuned = OnnxEncoder(folder, variant=base.variant, name=f"{base.folder.name} (fine-tuned)")
     tuned.artifact_folder = folder  # type: ignore[attr-defined]
     # The weights are in memory now; the folder only has to live until the artifact copies it.
     weakref.finalize(tuned, shutil.rmtree, folder, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Training a router end to end: gather examples, encode them (cached), fit the head ensemble,
 calibrate, choose the out-of-scope threshold, and save a versioned artifact.
 
-    python -m swarm.router.train --data train.csv --out storage/models
-    python -m swarm.router.train --agents my_agents
+    swarm router train --data train.csv --out storage/models
+    swarm router train --agents my_agents
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from swarm.router.encoders import (
 from swarm.router.model import HeadConfig
 from swarm.router.router import ExampleBank, Router, RoutingPolicy
 
-__all__ = ["TrainConfig", "TrainReport", "main", "train_router"]
+__all__ = ["TrainConfig", "TrainReport", "train_router"]
 
 log = logging.getLogger(__name__)
 
@@ -320,14 +320,3 @@ def gather_training_data(
         with TraceStore(feedback_db) as store:
             data.add_feedback(store)
     return data, fingerprint
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m swarm.router.train`: the same as `swarm router train`."""
-    from swarm.cli.router import run_standalone, train
-
-    run_standalone(train, argv, "python -m swarm.router.train")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,31 +11,67 @@ from collections.abc import Callable
 from typing import Any
 
 from swarm.errors import ScenarioError
-from swarm.models import Result
+from swarm.models import Result, TaskStatus
 from swarm.scenarios.format import Expect, OutputCheck
 
-__all__ = ["check_result", "check_value", "resolve_callable"]
+__all__ = ["check_result", "check_value", "outcome", "rejected_as_ambiguous", "resolve_callable"]
+
+
+def rejected_as_ambiguous(result: Result) -> bool:
+    """The router found two agents too close to choose, and the task was rejected for it (the
+    decision still names the best candidate, but no agent took the task)."""
+    d = result.decision
+    return result.status is TaskStatus.REJECTED and d is not None and d.ambiguous
+
+
+def routed_agent(result: Result) -> str | None:
+    """The agent the router sent the task to (None: out of scope, rejected as ambiguous, or
+    not routed)."""
+    d = result.decision
+    if d is None or d.out_of_scope or rejected_as_ambiguous(result):
+        return None
+    return d.agent
+
+
+def outcome(result: Result) -> str:
+    """What happened to the task, in the words the trace would use: `billing took it`,
+    `rejected: out of scope (confidence 0.21)`, `rejected: ambiguous between loans (0.41) and
+    cards (0.39)`, `failed at billing`, `cancelled`."""
+    d = result.decision
+    status = result.status
+    if status is TaskStatus.REJECTED:
+        if d is not None and d.ambiguous and len(d.candidates) >= 2:
+            (a, pa), (b, pb) = d.candidates[:2]
+            return f"rejected: ambiguous between {a} ({pa:.2f}) and {b} ({pb:.2f})"
+        return f"rejected: {d.reason}" if d is not None else "rejected"
+    taker = result.agent or routed_agent(result)
+    if status is TaskStatus.DONE:
+        return f"{taker} took it" if taker else "done"
+    return f"{status.value} at {taker}" if taker else status.value
 
 
 def check_result(expect: Expect, result: Result, latency_ms: float) -> list[str]:
     """The reasons `result` does not meet `expect` (empty when it does)."""
     reasons: list[str] = []
     d = result.decision
-    routed = d.agent if d is not None and not d.out_of_scope else None
+    routed = routed_agent(result)
     how = f" ({d.reason})" if d is not None else ""
+    ambiguous = rejected_as_ambiguous(result)
     if expect.out_of_scope is True:
-        if d is None or not d.out_of_scope:
+        if ambiguous:
+            reasons.append(f"expected out of scope, got {outcome(result)}")
+        elif d is None or not d.out_of_scope:
             taken = result.agent or routed or "an agent"
             reasons.append(f"expected out of scope, but {taken} took it{how}")
     elif expect.out_of_scope is False and d is not None and d.out_of_scope:
         reasons.append(f"expected an agent to take it, but it was rejected{how}")
     if expect.routed_to is not None and routed != expect.routed_to:
-        reasons.append(
-            f"expected the router to pick {expect.routed_to}, got {routed or 'none'}{how}"
-        )
+        got = outcome(result) if ambiguous else f"{routed or 'none'}{how}"
+        reasons.append(f"expected the router to pick {expect.routed_to}, got {got}")
     if expect.agent is not None and result.agent != expect.agent:
         chain = f" via {' -> '.join(result.hops)}" if len(result.hops) > 1 else ""
-        reasons.append(f"expected agent {expect.agent}, got {result.agent or 'none'}{chain}{how}")
+        got = outcome(result) if ambiguous else f"{result.agent or 'none'}{chain}{how}"
+        reasons.append(f"expected agent {expect.agent}, got {got}")
     status = expect.status
     if status is None and expect.out_of_scope:
         status = "rejected"

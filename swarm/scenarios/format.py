@@ -95,6 +95,9 @@ class Expect(_Strict):
 
 
 NONE_LABEL = "(none)"
+AMBIGUOUS_LABEL = "(ambiguous)"
+"""What a step got when the router found two agents too close and the task was rejected: a
+label of its own in the confusion matrix, not the best candidate (which did not take it)."""
 
 
 class Step(_Strict):

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from swarm.scenarios.metrics import Metrics
+from swarm.scenarios.metrics import MIN_CALIBRATION_STEPS, Metrics
 from swarm.scenarios.runner import ScenarioResult, TestReport
 
 __all__ = ["html_report", "write_html"]
@@ -29,7 +29,7 @@ def html_report(report: TestReport, *, title: str = "swarm scenario report") -> 
         ("scenarios", f"{c['passed']} / {c['scenarios']}", "passed"),
         ("routing accuracy", f"{m.accuracy:.0%}" if m.labelled else "–", f"{m.labelled} steps"),
         ("latency p50", f"{m.p50:.0f} ms", f"p95 {m.p95:.0f} ms"),
-        ("calibration error", f"{m.ece:.2f}" if m.calibration else "–", "ECE, lower is better"),
+        _calibration_card(m),
     ]
     parts = [
         f"<header class='{verdict}'><h1>{_e(title)}</h1>",
@@ -75,6 +75,23 @@ def html_report(report: TestReport, *, title: str = "swarm scenario report") -> 
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         + "\n".join(parts)
         + "</body></html>\n"
+    )
+
+
+def _calibration_card(m: Metrics) -> tuple[str, str, str]:
+    if not m.calibration:
+        return ("calibration error", "–", "no step names an expected agent")
+    if not m.calibration_measured:
+        return (
+            "calibration error",
+            "–",
+            f"not enough steps to measure calibration ({m.calibration_steps} < "
+            f"{MIN_CALIBRATION_STEPS})",
+        )
+    return (
+        "calibration error",
+        f"{m.ece:.2f}",
+        f"ECE on {m.calibration_steps} steps, lower is better",
     )
 
 
@@ -136,7 +153,11 @@ def _failure(s: ScenarioResult) -> str:
 def _tree(node: dict[str, Any]) -> str:
     d = node.get("decision")
     route = "not routed"
-    if d:
+    if d and d["status"] == "ambiguous" and node["status"] == "rejected":
+        # The decision names its best candidate, but that agent did not take the task.
+        top = [f"{a} ({p:.2f})" for a, p in (d.get("candidates") or [])[:2]]
+        route = "route: rejected: ambiguous" + (" between " + " and ".join(top) if top else "")
+    elif d:
         route = f"route: {d['status']} → {d['agent'] or 'none'} ({d['confidence']:.2f})"
         if d.get("candidates"):
             route += " · " + ", ".join(f"{a} {p:.2f}" for a, p in d["candidates"])
@@ -206,7 +227,7 @@ def _confusion(figure: Any, m: Metrics) -> Any:
     ax.imshow(grid, cmap="Blues")
     ax.set_xticks(range(n), labels=m.labels, rotation=35, ha="right")
     ax.set_yticks(range(n), labels=m.labels)
-    ax.set_xlabel("taken by")
+    ax.set_xlabel("got (the agent that took it, or why it was rejected)")
     ax.set_ylabel("expected")
     top = max(max(r) for r in grid) or 1
     for i, row in enumerate(grid):
@@ -221,9 +242,13 @@ def _latency(figure: Any, m: Metrics) -> Any:
     fig = figure(figsize=(5.2, 3.2))
     ax = fig.add_subplot()
     ax.hist(m.latencies_ms, bins=min(30, max(5, len(m.latencies_ms) // 2)), color="#4c72b0")
+    # The percentiles are named in a legend, not written beside their lines: p50 and p95 are
+    # often a few pixels apart, and two labels there print over each other.
     for q, value, style in (("p50", m.p50, "--"), ("p95", m.p95, ":")):
-        ax.axvline(value, color="#333333", linestyle=style, linewidth=1)
-        ax.text(value, ax.get_ylim()[1] * 0.95, f" {q} {value:.0f} ms", fontsize=8, va="top")
+        ax.axvline(
+            value, color="#333333", linestyle=style, linewidth=1, label=f"{q} {value:.0f} ms"
+        )
+    ax.legend(loc="upper right", fontsize=8, frameon=False, handlelength=2.5)
     ax.set_xlabel("ms from submit to result")
     ax.set_ylabel("steps")
     ax.spines[["top", "right"]].set_visible(False)
@@ -257,7 +282,14 @@ def _reliability(figure: Any, m: Metrics) -> Any:
     ax.set_ylim(0, 1.08)
     ax.set_xlabel("router confidence")
     ax.set_ylabel("routed right")
-    ax.set_title(f"ECE {m.ece:.2f}", fontsize=9)
+    if m.calibration_measured:
+        ax.set_title(f"ECE {m.ece:.2f} on {m.calibration_steps} steps", fontsize=9)
+    else:
+        ax.set_title(
+            f"not enough steps to measure calibration ({m.calibration_steps} < "
+            f"{MIN_CALIBRATION_STEPS})",
+            fontsize=9,
+        )
     ax.legend(loc="upper left", fontsize=7, frameon=False)
     return fig
 

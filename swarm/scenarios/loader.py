@@ -112,6 +112,10 @@ def parse_suite(text: str, file: str = "<string>") -> Suite:
     marks = _Marks()
     try:
         data = _build(node, (), marks, SafeConstructor())
+    except _DuplicateKey as dup:
+        same_line = dup.first[0] == dup.at[0]
+        first = f" (first at {'column' if same_line else 'line'} {dup.first[same_line]})"
+        raise _error(file, *dup.at, field_name(dup.path), "duplicate key" + first) from None
     except yaml.MarkedYAMLError as exc:  # a bad timestamp, a merge of a non-mapping …
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -145,19 +149,37 @@ def field_name(loc: Sequence[str | int]) -> str:
 # ---- building data with marks ------------------------------------------------------------------
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, path: Path_, at: tuple[int, int], first: tuple[int, int]) -> None:
+        self.path, self.at, self.first = path, at, first
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _build(node: yaml.Node, path: Path_, marks: _Marks, ctor: SafeConstructor) -> Any:
+    """Plain data from `node`, recording each value's and key's line and column in `marks`.
+
+    Raises `_DuplicateKey` for a key written twice in one mapping (PyYAML keeps the last one and
+    drops the first silently). Keys a `<<: *anchor` merge brings in may be overridden: that is
+    what a merge is for.
+    """
     marks.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
+        written = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
         ctor.flatten_mapping(node)  # `<<: *anchor` merges
         out: dict[Any, Any] = {}
+        seen: dict[Any, tuple[int, int]] = {}
         for key_node, value_node in node.value:
             key = ctor.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 key = str(key)
-            marks.keys[(*path, key)] = (
-                key_node.start_mark.line + 1,
-                key_node.start_mark.column + 1,
-            )
+            at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if id(key_node) in written:
+                if key in seen:
+                    raise _DuplicateKey((*path, key), at, seen[key])
+                seen[key] = at
+            marks.keys[(*path, key)] = at
             out[key] = _build(value_node, (*path, key), marks, ctor)
         return out
     if isinstance(node, yaml.SequenceNode):

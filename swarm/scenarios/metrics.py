@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 from swarm.scenarios.runner import StepResult
 
-__all__ = ["AgentAccuracy", "Metrics", "percentile"]
+__all__ = ["MIN_CALIBRATION_STEPS", "AgentAccuracy", "Metrics", "percentile"]
+
+MIN_CALIBRATION_STEPS = 50
+"""Fewer scored steps than this and an ECE is noise, not a measurement: with 10 bins, most hold a
+handful of steps (or one), and one step more or less moves the figure by several points."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,16 @@ class Metrics:
     @property
     def p95(self) -> float:
         return percentile(self.latencies_ms, 95)
+
+    @property
+    def calibration_steps(self) -> int:
+        """Steps the calibration is measured on (labelled, and routed with a confidence)."""
+        return sum(b.count for b in self.calibration)
+
+    @property
+    def calibration_measured(self) -> bool:
+        """Enough steps (`MIN_CALIBRATION_STEPS`) for the ECE to mean something."""
+        return self.calibration_steps >= MIN_CALIBRATION_STEPS
 
     @property
     def ece(self) -> float:

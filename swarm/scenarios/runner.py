@@ -17,8 +17,15 @@ from swarm.agents import AgentRegistry, Pack, load_pack
 from swarm.errors import ConfigError, ScenarioError, SwarmError
 from swarm.models import Result, new_id
 from swarm.paths import DEFAULT_MODELS_DIR
-from swarm.scenarios.assertions import check_result, check_value, resolve_callable
-from swarm.scenarios.format import NONE_LABEL, FixtureCall, Scenario, Step, Suite
+from swarm.scenarios.assertions import (
+    check_result,
+    check_value,
+    outcome,
+    rejected_as_ambiguous,
+    resolve_callable,
+    routed_agent,
+)
+from swarm.scenarios.format import AMBIGUOUS_LABEL, NONE_LABEL, FixtureCall, Scenario, Step, Suite
 from swarm.scenarios.loader import locate
 from swarm.scheduler import RouterLike
 from swarm.swarm import Swarm
@@ -49,16 +56,22 @@ class StepResult:
     agent: str | None
     """The agent that finished the task."""
     routed: str | None
-    """The router's pick (None: out of scope, or not routed)."""
+    """The router's pick (None: out of scope, rejected as ambiguous, or not routed)."""
     decision_status: str | None
     confidence: float | None
+    """The router's confidence in its pick (None: not routed, or rejected as ambiguous)."""
     expected: str | None
     """The agent the routing is judged against (`(none)` for out of scope), if the step says."""
     actual: str
+    """What the routing is judged by: the agent that took it, `(none)` when it was rejected as
+    out of scope, `(ambiguous)` when it was rejected as ambiguous."""
     output: Any
     error: str | None
     latency_ms: float
     failures: list[str] = field(default_factory=list)
+    outcome: str = ""
+    """What happened, in words: `loans took it`, `rejected: ambiguous between loans (0.41) and
+    cards (0.39)` (see `swarm.scenarios.assertions.outcome`)."""
     trace: dict[str, Any] | None = None
     """The task's recorded tree (decision, spans, children), kept for failed steps."""
 
@@ -437,11 +450,15 @@ class ScenarioRunner:
                 continue
             failures += [f"state {sc.check} {r}" for r in check_value(sc.expect, value)]
         d = res.decision
-        routed = d.agent if d is not None and not d.out_of_scope else None
-        if step.expect.routed_to is not None:
+        routed = routed_agent(res)
+        if rejected_as_ambiguous(res):
+            actual = AMBIGUOUS_LABEL
+        elif step.expect.routed_to is not None:
             actual = routed or NONE_LABEL
         else:
             actual = res.agent or routed or NONE_LABEL
+        # No agent was chosen for an ambiguous rejection: nothing to judge the confidence by.
+        scored = d is not None and d.status != "forced" and actual != AMBIGUOUS_LABEL
         return StepResult(
             index=index,
             user=step.user,
@@ -450,7 +467,8 @@ class ScenarioRunner:
             agent=res.agent,
             routed=routed,
             decision_status=d.status if d is not None else None,
-            confidence=d.confidence if d is not None and d.status != "forced" else None,
+            confidence=d.confidence if d is not None and scored else None,
+            outcome=outcome(res),
             expected=step.expect.label,
             actual=actual,
             output=res.output,

@@ -64,17 +64,23 @@ class RoutingTable:
 
 
 class ConfusionTable:
-    """Rows: the agent a step expected; columns: the agent that took it."""
+    """Rows: the agent a step expected; columns: what it got (the agent that took it, or why it
+    was rejected). Too many agents for the width: one row per pair that occurred instead."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         m = self.metrics
+        widest = max(len(label) for label in m.labels)
+        # cells, plus the row-label column; 3 = padding each side and a rule between columns
+        if (widest + 3) * (len(m.labels) + 1) + 1 > options.max_width:
+            yield self._pairs()
+            return
         table = Table(title="confusion (expected ↓ / got →)", title_justify="left")
-        table.add_column("", style="cyan")
+        table.add_column("", style="cyan", no_wrap=True)
         for label in m.labels:
-            table.add_column(label, justify="right")
+            table.add_column(label, justify="right", no_wrap=True)
         for exp in m.labels:
             cells = []
             for got in m.labels:
@@ -83,6 +89,21 @@ class ConfusionTable:
                 cells.append(Text(str(n) if n else "·", style=style))
             table.add_row(exp, *cells)
         yield table
+
+    def _pairs(self) -> Table:
+        m = self.metrics
+        table = Table(title="confusion (steps not routed as expected)", title_justify="left")
+        table.add_column("expected", style="cyan")
+        table.add_column("got")
+        table.add_column("steps", justify="right")
+        wrong = sorted(
+            ((e, g, n) for (e, g), n in m.confusion.items() if e != g), key=lambda x: -x[2]
+        )
+        for e, g, n in wrong:
+            table.add_row(e, Text(g, style="red"), str(n))
+        if not wrong:
+            table.add_row(Text("every step went where expected", style="green"), "", "")
+        return table
 
 
 class ReportView:

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["HashEncoder"]
+from swarm.errors import ConfigError
+from swarm.router.encoders import register_encoder
+
+__all__ = ["HashEncoder", "hash_encoder_from_name"]
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -19,8 +22,9 @@ _WORD = re.compile(r"[a-z0-9']+")
 class HashEncoder:
     """Bag of words and word bigrams hashed into `dimension` signed buckets, then normalised.
 
-    Same text, same vector, on every machine. `load_encoder("hash")` (or `"hash:DIM"`) builds one,
-    so artifacts trained with it load again without code.
+    Same text, same vector, on every machine. Once `swarm.testing` is imported (or swarm is
+    installed, through the `swarm.encoders` entry point), `load_encoder("hash")`, `"hash:DIM"` or
+    `"hash:DIM:SEED"` builds one, so artifacts trained with it load again by name.
     """
 
     def __init__(self, dimension: int = 256, *, seed: int = 0) -> None:
@@ -51,3 +55,19 @@ class HashEncoder:
             if norm > 0:
                 out[row] /= norm
         return out
+
+
+def hash_encoder_from_name(name: str) -> HashEncoder:
+    """`hash`, `hash:DIM` or `hash:DIM:SEED` -> HashEncoder; ConfigError on anything else."""
+    parts = name.split(":")
+    try:
+        if parts[0] != "hash" or len(parts) > 3:
+            raise ValueError(name)
+        dims = int(parts[1]) if len(parts) > 1 else 256
+        seed = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        raise ConfigError(f"bad hash encoder name {name!r}: expected hash:DIM[:SEED]") from None
+    return HashEncoder(dims, seed=seed)
+
+
+register_encoder("hash", hash_encoder_from_name)

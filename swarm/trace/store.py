@@ -435,8 +435,8 @@ class TraceStore:
             if run["id"] != run_id and meta.get("resumes") != run_id:
                 continue
             owner = meta.get(OWNER_KEY)
-            if owner_alive(owner) and owner != process_owner():
-                return dict(owner)
+            if isinstance(owner, dict) and owner_alive(owner) and owner != process_owner():
+                return owner
         return None
 
     def find_run(self, ref: str) -> dict[str, Any]:

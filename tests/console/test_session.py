@@ -279,3 +279,37 @@ def test_retrain_learns_good_and_bad_marks_with_the_bandit_update(
     manifest = json.loads((marked.folder / "manifest.json").read_text())
     assert manifest["parent"] == old.version and "promotion" in manifest
     assert manifest["feedback"]["bad"] == 1
+
+
+def test_route_oos_corrects_a_routing_to_no_agent(
+    registry: AgentRegistry, models_dir: Path, store: ObservedStore
+) -> None:
+    from swarm.feedback import OUT_OF_SCOPE
+    from swarm.router.feedback import gather_feedback
+
+    s, out = session([TEXT, "/route none", f"/route {OUT_OF_SCOPE}"], registry, models_dir, store)
+    s.run()
+    text = " ".join(screen(out).split())
+    # One spelling: `none` is refused with the one that works, `oos` is taken.
+    assert "no agent named 'none'" in text and f"'{OUT_OF_SCOPE}': no agent should take it" in text
+    assert f"correction recorded: “{TEXT}” is out of scope (no agent should take it)" in text
+    (row,) = store.feedback()
+    assert row["kind"] == "correction" and row["agent"] == OUT_OF_SCOPE
+    assert len(store.tasks(limit=None, roots_only=True)) == 1  # nothing re-runs it
+    # What a router with an out-of-scope label learns from it: this text belongs to no agent.
+    learnt = gather_feedback(store.feedback(), [*registry.names, OUT_OF_SCOPE])
+    assert learnt.corrections == [(TEXT, OUT_OF_SCOPE)]
+
+
+def test_the_out_of_scope_label_cannot_name_an_agent() -> None:
+    from swarm import agent
+    from swarm.errors import AgentDefinitionError
+    from swarm.feedback import OUT_OF_SCOPE
+
+    @agent(name=OUT_OF_SCOPE, examples=["anything at all"])
+    async def nobody(task: object, ctx: object) -> str:
+        """Takes what nobody should."""
+        return ""
+
+    with pytest.raises(AgentDefinitionError, match="is reserved"):
+        AgentRegistry([nobody])

@@ -142,3 +142,26 @@ def test_parse_problems_are_one_line(line: str, message: str) -> None:
     with pytest.raises(UsageProblem, match=message) as info:
         parse(line)
     assert "\n" not in str(info.value)
+
+
+def test_agents_and_history_tables_are_readable_at_80_columns() -> None:
+    from swarm import agent
+    from swarm.console.views import AgentsTable, HistoryTable
+
+    @agent(examples=["a", "b"], max_concurrency=4, timeout=None, retries=2)
+    async def technical_support_desk(task: object, ctx: object) -> str:
+        """Website and app problems: errors, crashes, pages that do not load."""
+        return ""
+
+    out = Console(file=io.StringIO(), width=80, color_system=None)
+    out.print(AgentsTable([technical_support_desk]))
+    task = {"id": "01a22c4bc645770cc0f3ca7d53", "status": "done", "agent": "orders",
+            "text": "where is my parcel I ordered last week"}  # fmt: skip
+    out.print(HistoryTable([task]))
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert all(len(line.rstrip()) <= 80 for line in text.splitlines())
+    seen = {w for line in text.splitlines() for w in line.replace("│", " ").split()}
+    # retries (the least useful) is left out for this long name; the rest fold under examples
+    assert {"technical_support_desk", "examples", "concurrency", "timeout", "none"} <= seen
+    assert "Website and app problems" in " ".join(text.split())
+    assert {"01a22c4bc645770cc0f3ca7d53", "orders", "request", "status"} <= seen

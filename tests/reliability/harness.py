@@ -157,7 +157,9 @@ def _swarm_env(workdir: Path, bank_db: Path) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         OMP_NUM_THREADS="1",
         SWARM_BANK_DB=f"sqlite:///{bank_db}",
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(ROOT), str(ROOT / "examples"), env.get("PYTHONPATH", "")) if p
+        ),
     )
     return env
 

@@ -1,4 +1,4 @@
-"""`swarm router train/eval/explain` and `python -m swarm.router.train`, with the hash encoder."""
+"""`swarm router train/eval/explain`, with the hash encoder."""
 
 from __future__ import annotations
 

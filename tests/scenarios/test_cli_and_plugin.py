@@ -135,3 +135,24 @@ def test_pytest_plugin_reports_a_malformed_suite(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(
         ["*bad.yaml:4:5: scenarios[[]0[]].steps: required field is missing*"]
     )
+
+
+def test_swarm_test_does_not_run_a_suite_with_a_duplicate_key(
+    cli: click.Group, pack: str, write: Callable[[str, str], Path], db_url: str
+) -> None:
+    good = write("a_shop.yaml", SUITE.format(pack=pack))
+    # The failing expectation comes first; YAML's last-key-wins would drop it and pass.
+    dup = write(
+        "b_dup.yaml",
+        f"name: dup\nagents: {pack}\nrouter: keyword\nscenarios:\n  - name: lamp\n"
+        "    steps:\n      - user: buy a lamp\n        expect: {agent: weather}\n"
+        "        expect: {status: done}\n",
+    )
+    res = CliRunner().invoke(cli, ["test", str(good.parent), "--db", db_url, "--json"])
+    assert res.exit_code == 1
+    data = _json(res.output)
+    assert data["load_errors"] == [
+        f"{dup}:9:9: scenarios[0].steps[0].expect: duplicate key (first at line 8)"
+    ]
+    assert [s["name"] for s in data["suites"]] == ["shop"]
+    assert data["counts"]["passed"] == 2

@@ -117,3 +117,69 @@ def test_project_suites_load() -> None:
     assert files
     for f in files:
         assert load_suite(f).scenarios
+
+
+# The two files of the `yaml_duplicates` case: PyYAML keeps the last of two equal keys and drops
+# the first silently, which dropped a failing expectation and a whole list of scenarios.
+DUP_EXPECT = """
+name: duplicate expect key
+agents: some.module
+scenarios:
+  - name: parcel
+    steps:
+      - user: where is my parcel
+        expect:
+          agent: billing
+        expect:
+          status: done
+"""
+
+DUP_SCENARIOS = """
+name: duplicate scenarios key
+agents: some.module
+scenarios:
+  - name: must fail
+    steps: [{user: where is my parcel, expect: {agent: billing}}]
+scenarios:
+  - name: passes
+    steps: [{user: send me my invoice, expect: {agent: billing}}]
+"""
+
+
+def test_a_duplicate_key_at_any_depth_names_file_line_column_and_field() -> None:
+    msg = _error(DUP_EXPECT)
+    assert msg == "s.yaml:10:9: scenarios[0].steps[0].expect: duplicate key (first at line 8)"
+    msg = _error(DUP_SCENARIOS)
+    assert msg == "s.yaml:7:1: scenarios: duplicate key (first at line 4)"
+    deep = GOOD.replace("{agent: shop}", "{output: {contains: a, contains: b}}")
+    assert _error(deep) == (
+        "s.yaml:8:40: scenarios[0].steps[0].expect.output.contains: "
+        "duplicate key (first at column 27)"
+    )
+    # Equal after parsing is equal: `1` and `0x1` are one key of a table row.
+    table = GOOD.replace("  - name: buy\n", "  - name: buy\n    table: [{1: a, 0x1: b}]\n")
+    assert "scenarios[0].table[0][1]: duplicate key" in _error(table)
+
+
+def test_a_merge_may_override_what_it_brings_in() -> None:
+    text = GOOD.replace(
+        "        expect: {agent: shop}",
+        "        expect: &e {agent: shop}\n      - user: buy a chair\n"
+        "        expect: {<<: *e, agent: shop, status: done}",
+    )
+    suite = parse_suite(text, "s.yaml")
+    assert suite.scenarios[0].steps[1].expect.status == "done"
+
+
+def test_a_suite_with_a_duplicate_key_does_not_load_the_others_do(
+    write: Callable[[str, str], Path],
+) -> None:
+    write("a_good.yaml", GOOD)
+    expect = write("b_dup_expect.yaml", DUP_EXPECT)  # written without the leading blank line
+    scenarios = write("c_dup_scenarios.yaml", DUP_SCENARIOS)
+    loaded = load_suites([expect.parent])
+    assert [s.name for s in loaded.suites] == ["shop"]
+    assert [str(e) for e in loaded.errors] == [
+        f"{expect}:9:9: scenarios[0].steps[0].expect: duplicate key (first at line 7)",
+        f"{scenarios}:6:1: scenarios: duplicate key (first at line 3)",
+    ]

@@ -187,7 +187,7 @@ def test_a_suite_that_cannot_start_fails_alone(
     loaded = load_suites([write("c.yaml", "name: [").parent])
     report = ScenarioRunner().run_sync(loaded.suites, load_errors=loaded.errors)
     gone = next(s for s in report.suites if s.name == "gone")
-    assert gone.error is not None and "No module named 'no_such_module_here'" in gone.error
+    assert gone.error is not None and "no module named 'no_such_module_here'" in gone.error
     assert all(not s.passed for s in gone.scenarios)
     shop = next(s for s in report.suites if s.name == "shop")
     assert sum(s.passed for s in shop.scenarios) == 3

@@ -86,6 +86,7 @@ def test_resume_leaves_a_live_runs_tasks_to_it(tmp_path: Path) -> None:
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
     executions = _executions(tmp_path)
     assert len(executions) == 12 and set(executions.values()) == {1}, executions
 
@@ -112,6 +113,7 @@ def test_resume_takes_a_killed_runs_tasks_and_force_takes_a_live_ones(tmp_path: 
     finally:
         if second.poll() is None:
             os.killpg(second.pid, signal.SIGKILL)
+        second.wait(timeout=30)
 
 
 def test_owner_liveness() -> None:
