@@ -313,9 +313,10 @@ def apply_rules(
 
     probs: (n, labels) calibrated; similarities: (n, labels) nearest-example similarity per label
     (`label_similarities`), or None to use the head alone. In order: the out-of-scope class wins;
-    the chosen agent's nearest example does not reach `far`; the best probability is under
-    `threshold`; the top two probabilities are within `ambiguity_margin`, or the runner-up's
-    examples reach `near`.
+    the chosen agent's nearest example does not reach `far`; both top agents' examples reach
+    `near` (ambiguous even under the threshold: the two split the probability); the best
+    probability is under `threshold`; the top two probabilities are within `ambiguity_margin`, or
+    the runner-up's examples reach `near`.
     """
     best, confidence = in_scope_confidence(probs, oos_index)
     masked = probs.copy()
@@ -327,19 +328,24 @@ def apply_rules(
     has_second = masked[rows, second] >= 0
     rule = np.zeros(len(probs), np.int64)
     ambiguous = has_second & (confidence - masked[rows, second] < ambiguity_margin)
+    both_near = np.zeros(len(probs), bool)
+    far_away = np.zeros(len(probs), bool)
     if similarities is not None:
         sims = similarities.copy()
         if oos_index is not None:
             sims[:, oos_index] = -1.0
         if near is not None:
+            both_near = has_second & (sims[rows, second] >= near) & (sims[rows, best] >= near)
             ambiguous |= has_second & (sims[rows, second] >= near)
         # The chosen agent's examples: a text near only another agent's examples, which the head
         # did not choose, is no safer to route than one near nobody's.
-        far_away = sims[rows, best] < far if far is not None else np.zeros(len(probs), bool)
-    else:
-        far_away = np.zeros(len(probs), bool)
+        if far is not None:
+            far_away = sims[rows, best] < far
     rule[ambiguous] = RULES.index("ambiguous")
     rule[confidence < threshold] = RULES.index("low_confidence")
+    # Two agents both near by their examples split the probability between them: that low
+    # confidence asks "A or B?", it does not mean "neither".
+    rule[both_near] = RULES.index("ambiguous")
     rule[far_away] = RULES.index("far_from_examples")
     if oos_index is not None:
         rule[probs[:, oos_index] > confidence] = RULES.index("out_of_scope_class")

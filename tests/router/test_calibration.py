@@ -213,6 +213,7 @@ def test_each_rule_decides_in_its_order() -> None:
             [0.40, 0.35, 0.25],  # under the threshold
             [0.55, 0.44, 0.01],  # top two within the margin
             [0.80, 0.15, 0.05],  # runner-up's examples are near too
+            [0.42, 0.40, 0.18],  # under the threshold, but both agents are near: "A or B?"
         ]
     )
     sims = np.array(
@@ -222,6 +223,7 @@ def test_each_rule_decides_in_its_order() -> None:
             [0.1, 0.1, 0.9],  # near only to out-of-scope examples: still far
             [0.8, 0.2, 0.0],
             [0.8, 0.2, 0.0],
+            [0.8, 0.7, 0.0],
             [0.8, 0.7, 0.0],
         ]
     )
@@ -233,6 +235,7 @@ def test_each_rule_decides_in_its_order() -> None:
         "out_of_scope_class",
         "far_from_examples",
         "low_confidence",
+        "ambiguous",
         "ambiguous",
         "ambiguous",
     ]
