@@ -445,13 +445,7 @@ def versions(models_dir: str, as_json: bool) -> None:
 
     serving = current_version(models_dir)
     manifests = [read_manifest(Path(models_dir) / v) for v in list_versions(models_dir)]
-    # Oldest first; a version made from another within the same second still comes after it.
-    parents = {m["version"]: m.get("parent") for m in manifests}
-
-    def generation(version: str | None) -> int:
-        return 0 if version not in parents else 1 + generation(parents[version])
-
-    manifests.sort(key=lambda m: (str(m.get("created_at", "")), generation(m["version"])))
+    # Oldest first, in the order they were saved (a child after its parent).
     rows = [_version_row(m, serving) for m in manifests]
     if as_json:
         _json_line({"serving": serving, "versions": rows})

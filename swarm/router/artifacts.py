@@ -116,7 +116,8 @@ def save_router_artifact(
                 "dimension": router.encoder.dimension,
             },
         )
-        manifest.setdefault("created_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        # Now, even for a version learnt on top of another (its manifest started as the parent's).
+        manifest["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         manifest["files"] = {
             str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
         }
@@ -158,15 +159,19 @@ def current_version(models_dir: str | Path) -> str | None:
 
 
 def list_versions(models_dir: str | Path) -> list[str]:
-    """Complete versions (with a manifest), oldest first (names sort by creation time)."""
+    """Complete versions (with a manifest), oldest first: in the order they were saved (the
+    manifest is the last file a save writes), then by name."""
     root = Path(models_dir)
     if not root.is_dir():
         return []
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if (p / MANIFEST_FILE).is_file() and not p.name.startswith(".")
-    )
+    found = [
+        p for p in root.iterdir() if (p / MANIFEST_FILE).is_file() and not p.name.startswith(".")
+    ]
+
+    def saved(p: Path) -> tuple[int, str]:
+        return ((p / MANIFEST_FILE).stat().st_mtime_ns, p.name)
+
+    return [p.name for p in sorted(found, key=saved)]
 
 
 # ---- loading -----------------------------------------------------------------------------------
