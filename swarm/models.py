@@ -130,6 +130,11 @@ class Decision:
     second_opinion: dict[str, Any] | None = None
     """When an LLM was asked (`swarm.router.second_opinion`): the router's own decision, the
     LLM's choice, whether it changed the answer, or the error that kept the router's."""
+    rule: str = ""
+    """Which rule decided: "head" (the head's choice stands), "out_of_scope_class",
+    "far_from_examples" (the best agent's training examples are not near), "low_confidence"
+    (under the threshold), "ambiguous" (two agents could take it); "" for a decision no router
+    rule made."""
 
     @property
     def out_of_scope(self) -> bool:
@@ -143,7 +148,13 @@ class Decision:
     def reason(self) -> str:
         """One line a person can read: why the router decided this."""
         if self.status == "out_of_scope":
-            return f"out of scope (confidence {self.confidence:.2f})"
+            why = {
+                "far_from_examples": "far from the training examples",
+                "out_of_scope_class": "the out-of-scope class wins",
+                "low_confidence": "confidence under the threshold",
+            }.get(self.rule)
+            detail = f"{why}; " if why else ""
+            return f"out of scope ({detail}confidence {self.confidence:.2f})"
         if self.status == "ambiguous" and len(self.candidates) >= 2:
             (a, pa), (b, pb) = self.candidates[:2]
             return f"ambiguous: {a} ({pa:.2f}) or {b} ({pb:.2f})?"
@@ -159,6 +170,7 @@ class Decision:
             "version": self.version,
             "latency_ms": self.latency_ms,
             "status": self.status,
+            "rule": self.rule,
             **({"second_opinion": self.second_opinion} if self.second_opinion else {}),
         }
 

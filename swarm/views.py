@@ -127,6 +127,7 @@ class TaskTree:
                 Text.assemble(
                     ("route ", "bold"),
                     f"{d['status']} → {d['agent'] or 'none'} ({d['confidence']:.2f})",
+                    (f"  rule {d['rule']}" if d.get("rule") else "", "grey50"),
                     (f"  [{cands}]" if cands else "", "grey50"),
                     (f"  {d['router_version'] or ''} {d['latency_ms']:.1f} ms", "grey50"),
                 )

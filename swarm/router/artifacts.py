@@ -100,13 +100,7 @@ def save_router_artifact(
             agents=router.labels,
             agents_fingerprint=agent_set_fingerprint(router.labels),
             normalize_groups=router.normalize_groups,
-            policy={
-                "temperature": router.policy.temperature,
-                "threshold": router.policy.threshold,
-                "ambiguity_margin": router.policy.ambiguity_margin,
-                "oos_label": router.policy.oos_label,
-                "top_k": router.policy.top_k,
-            },
+            policy=router.policy.to_dict(),
         )
         manifest.setdefault(
             "encoder",
@@ -280,13 +274,7 @@ def load_router_artifact(path: str | Path, *, encoder: Encoder | None = None) ->
             )
     policy_raw = manifest["policy"]
     try:
-        policy = RoutingPolicy(
-            temperature=float(policy_raw["temperature"]),
-            threshold=float(policy_raw["threshold"]),
-            ambiguity_margin=float(policy_raw["ambiguity_margin"]),
-            oos_label=policy_raw.get("oos_label"),
-            top_k=int(policy_raw.get("top_k", 5)),
-        )
+        policy = RoutingPolicy.from_dict(policy_raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder / MANIFEST_FILE}: corrupt routing policy ({exc})") from exc
     return Router(

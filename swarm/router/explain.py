@@ -4,7 +4,7 @@ examples nearest to the text, per candidate; a rich renderable for people and a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -29,6 +29,9 @@ class Explanation:
     """The nearest training examples whatever their label."""
     policy: RoutingPolicy
     oos_probability: float | None = None
+    similarity: dict[str, float] = field(default_factory=dict)
+    """Per agent, the cosine similarity of its nearest training example (empty when the policy
+    uses no similarity rule)."""
 
     def _shown(self) -> list[tuple[str, float]]:
         """The candidates explained (the top k asked for), or all when there are no examples."""
@@ -46,11 +49,19 @@ class Explanation:
             "text": self.text,
             "decision": self.decision.to_dict(),
             "reason": self.decision.reason,
+            "rule": self.decision.rule,
             "threshold": self.policy.threshold,
             "ambiguity_margin": self.policy.ambiguity_margin,
+            "far_similarity": self.policy.far_similarity,
+            "near_similarity": self.policy.near_similarity,
             "oos_probability": self.oos_probability,
             "candidates": [
-                {"agent": a, "probability": p, "examples": rows(self.behind.get(a, []))}
+                {
+                    "agent": a,
+                    "probability": p,
+                    "nearest_similarity": self.similarity.get(a),
+                    "examples": rows(self.behind.get(a, [])),
+                }
                 for a, p in self._shown()
             ],
             "nearest": rows(self.nearest),
@@ -60,13 +71,20 @@ class Explanation:
         d = self.decision
         style = _STATUS_STYLE.get(d.status, "white")
         yield Text.assemble(("› ", "bold"), self.text)
+        # The reason of an ambiguous decision already starts with the word.
+        repeats = d.reason.startswith(d.status.replace("_", " "))
         yield Text.assemble(
-            (f"{d.status}", f"bold {style}"),
-            f": {d.reason}  ",
+            ("" if repeats else f"{d.status}: ", f"bold {style}"),
+            (f"{d.reason}  ", f"bold {style}" if repeats else ""),
+            (f"rule {d.rule}  " if d.rule else "", "bold"),
             (f"[router {d.version}, {d.latency_ms:.1f} ms]", "grey50"),
         )
         p = self.policy
         rules = f"threshold {p.threshold:.2f}, ambiguity margin {p.ambiguity_margin:.2f}"
+        if p.far_similarity is not None:
+            rules += f", far below similarity {p.far_similarity:.2f}"
+        if p.near_similarity is not None:
+            rules += f", runner-up near from {p.near_similarity:.2f}"
         if self.oos_probability is not None:
             rules += f", out-of-scope probability {self.oos_probability:.2f}"
         yield Text(rules, style="grey50")

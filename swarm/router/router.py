@@ -7,16 +7,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from swarm.errors import ArtifactError
 from swarm.models import Decision
 from swarm.router.bert import _gelu_inplace
-from swarm.router.calibration import softmax
+from swarm.router.calibration import RULE_STATUS, RULES, apply_rules, label_similarities, softmax
 from swarm.router.encoders import Encoder
 
 if TYPE_CHECKING:
@@ -37,6 +37,33 @@ class RoutingPolicy:
     oos_label: str | None = "oos"
     """The label of out-of-scope examples, if the head learnt one."""
     top_k: int = 5
+    far_similarity: float | None = None
+    """The chosen agent's nearest training example less similar than this (cosine): out of scope,
+    "far from examples". None: the rule is off (or the router keeps no examples)."""
+    near_similarity: float | None = None
+    """The runner-up agent's nearest example at least this similar: ambiguous. None: off."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RoutingPolicy:
+        """From `to_dict`'s output (a manifest); fields it lacks keep their defaults (an older
+        artifact has no similarity cuts). Raises KeyError, TypeError or ValueError on bad values."""
+
+        def number(key: str) -> float | None:
+            value = raw.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            temperature=float(raw["temperature"]),
+            threshold=float(raw["threshold"]),
+            ambiguity_margin=float(raw["ambiguity_margin"]),
+            oos_label=raw.get("oos_label"),
+            top_k=int(raw.get("top_k", 5)),
+            far_similarity=number("far_similarity"),
+            near_similarity=number("near_similarity"),
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,14 @@ class ExampleBank:
         self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
         label_array = np.asarray(self.labels, dtype=object)
         self._by_label = {label: np.flatnonzero(label_array == label) for label in set(self.labels)}
+
+    def similarities(self, vectors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """(n, len(labels)): each vector's highest cosine similarity to each label's examples
+        (-1 for a label with none). vectors: (n, dim), unit-normalised."""
+        index = {label: i for i, label in enumerate(labels)}
+        known = np.array([label in index for label in self.labels], bool)
+        codes = np.array([index[label] for label in self.labels if label in index], np.int64)
+        return label_similarities(vectors, self.embeddings[known], codes, len(labels))
 
     def nearest(self, vector: np.ndarray, k: int = 3, label: str | None = None) -> list[Neighbour]:
         rows = self._by_label.get(label, np.empty(0, np.int64)) if label is not None else None
@@ -157,6 +192,14 @@ class Router:
         embeddings = self.encoder.encode(list(texts))
         return embeddings, softmax(self.logits(embeddings), self.policy.temperature)
 
+    def similarities(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """(n, labels) nearest-training-example similarity per label of `head_labels`, or None
+        when the policy uses no similarity rule or the router keeps no examples."""
+        p = self.policy
+        if self.examples is None or (p.far_similarity is None and p.near_similarity is None):
+            return None
+        return self.examples.similarities(embeddings, self.head_labels)
+
     # ---- deciding --------------------------------------------------------------------------------
 
     def route(self, texts: list[str]) -> list[Decision]:
@@ -165,32 +208,51 @@ class Router:
             return []
         start = time.perf_counter()
         with self._lock:
-            _, probs = self.probabilities(texts)
+            embeddings, probs = self.probabilities(texts)
+        decisions = self.decide_many(probs, self.similarities(embeddings))
         elapsed_ms = (time.perf_counter() - start) * 1000
-        return [self.decide(row, latency_ms=elapsed_ms) for row in probs]
+        return [replace(d, latency_ms=elapsed_ms) for d in decisions]
 
-    def decide(self, probs: np.ndarray, *, latency_ms: float = 0.0) -> Decision:
-        """The decision for one row of calibrated probabilities over `head_labels`."""
+    def decide_many(
+        self, probs: np.ndarray, similarities: np.ndarray | None = None
+    ) -> list[Decision]:
+        """Decisions for rows of calibrated probabilities (n, labels) over `head_labels`, with
+        each row's nearest-example similarity per label (n, labels) when the policy uses it."""
         p = self.policy
+        _, _, rules = apply_rules(
+            probs,
+            similarities,
+            oos_index=self.oos_index,
+            threshold=p.threshold,
+            ambiguity_margin=p.ambiguity_margin,
+            far=p.far_similarity,
+            near=p.near_similarity,
+        )
+        return [self._decision(row, RULES[r]) for row, r in zip(probs, rules, strict=True)]
+
+    def decide(
+        self, probs: np.ndarray, similarities: np.ndarray | None = None, *, latency_ms: float = 0.0
+    ) -> Decision:
+        """The decision for one row of calibrated probabilities over `head_labels`, and its
+        nearest-example similarity per label (None: the head's rules only)."""
+        sims = similarities[None] if similarities is not None else None
+        return replace(self.decide_many(probs[None], sims)[0], latency_ms=latency_ms)
+
+    def _decision(self, probs: np.ndarray, rule: str) -> Decision:
         agent_probs = probs[self._agent_index]  # (agents,)
-        order = np.argsort(-agent_probs)[: max(p.top_k, 2)]
+        order = np.argsort(-agent_probs)[: max(self.policy.top_k, 2)]
         candidates = tuple(
             (self.head_labels[self._agent_index[i]], round(float(agent_probs[i]), 6)) for i in order
         )
         best, confidence = candidates[0]
-        status: Literal["routed", "out_of_scope", "ambiguous"] = "routed"
-        oos_wins = self.oos_index is not None and probs[self.oos_index] > confidence
-        if oos_wins or confidence < p.threshold:
-            status = "out_of_scope"
-        elif len(candidates) > 1 and confidence - candidates[1][1] < p.ambiguity_margin:
-            status = "ambiguous"
+        status = RULE_STATUS[rule]
         return Decision(
             agent=None if status == "out_of_scope" else best,
             confidence=confidence,
-            candidates=candidates[: p.top_k],
+            candidates=candidates[: self.policy.top_k],
             version=self.version,
-            latency_ms=latency_ms,
-            status=status,
+            status=status,  # type: ignore[arg-type]
+            rule=rule,
         )
 
     def explain(self, text: str, *, k: int = 3) -> Explanation:
@@ -200,7 +262,12 @@ class Router:
         start = time.perf_counter()
         with self._lock:
             embeddings, probs = self.probabilities([text])
-        decision = self.decide(probs[0], latency_ms=(time.perf_counter() - start) * 1000)
+        sims = self.similarities(embeddings)
+        decision = self.decide(
+            probs[0],
+            sims[0] if sims is not None else None,
+            latency_ms=(time.perf_counter() - start) * 1000,
+        )
         behind: dict[str, list[Neighbour]] = {}
         nearest: list[Neighbour] = []
         if self.examples is not None:
@@ -209,7 +276,12 @@ class Router:
                 behind[label] = self.examples.nearest(vector, k=k, label=label)
             nearest = self.examples.nearest(vector, k=k)
         oos_prob = float(probs[0][self.oos_index]) if self.oos_index is not None else None
-        return Explanation(text, decision, behind, nearest, self.policy, oos_prob)
+        similarity = (
+            {label: float(s) for label, s in zip(self.head_labels, sims[0], strict=True)}
+            if sims is not None
+            else {}
+        )
+        return Explanation(text, decision, behind, nearest, self.policy, oos_prob, similarity)
 
     # ---- artifacts -------------------------------------------------------------------------------
 

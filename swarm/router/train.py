@@ -21,13 +21,7 @@ from typing import Any
 import numpy as np
 
 from swarm.errors import DataError
-from swarm.router.calibration import (
-    choose_threshold,
-    expected_calibration_error,
-    fit_temperature,
-    in_scope_confidence,
-    softmax,
-)
+from swarm.router.calibration import describe_calibration, fit_rules
 from swarm.router.data import DEFAULT_OOS_LABEL, ConflictPolicy, LabelledExample, TrainingData
 from swarm.router.encoders import (
     DEFAULT_ENCODER,
@@ -55,9 +49,13 @@ class TrainConfig:
     """Without out-of-scope examples: the share of in-scope held-out texts the threshold rejects."""
     oos_recall: float | None = None
     """With out-of-scope examples: the least share of held-out out-of-scope texts the threshold
-    must reject (`--oos-recall`); None keeps the threshold chosen by `target_rejection`."""
+    must reject (`--oos-recall`; an error without out-of-scope examples). None: the threshold
+    that maximises the mean of held-out in-scope accuracy and out-of-scope recall."""
     ambiguity_margin: float = 0.1
     """Top two agents' calibrated probabilities closer than this: ambiguous."""
+    similarity_rules: bool = True
+    """Reject texts far from every agent's examples, flag those near two agents' (the cuts come
+    from leave-one-out similarities of the training examples; needs `keep_examples`)."""
     top_k: int = 5
     keep_examples: bool = True
     """Store training texts and embeddings in the artifact, for `explain`."""
@@ -102,11 +100,15 @@ class TrainReport:
         if self.conflicts:
             yield f"[yellow]{self.conflicts}[/yellow]"
         m = self.metrics
-        held_out = f"held-out accuracy {m['heldout_accuracy']:.4f}, ECE {m['heldout_ece']:.4f}"
+        held_out = (
+            f"held-out accuracy {m.get('heldout_accuracy', float('nan')):.4f}, "
+            f"{describe_calibration(m)}"
+        )
         if "heldout_oos_recall" in m:
             held_out += (
                 f", in-scope accuracy {m['heldout_in_scope_accuracy']:.4f}, "
-                f"out-of-scope recall {m['heldout_oos_recall']:.4f}"
+                f"out-of-scope recall {m['heldout_oos_recall']:.4f} "
+                f"(rejects {m['heldout_in_scope_rejected']:.2%} of in-scope texts)"
             )
         yield held_out
         yield (
@@ -192,24 +194,24 @@ def _train(
     seconds["fit"] = time.perf_counter() - start
 
     # Calibrate and choose the rules on held-out logits only: what the heads did not train on.
-    seen = ~np.isnan(fitted.held_out_logits[:, 0])
-    held_logits, held_y = fitted.held_out_logits[seen], y[seen]
-    temperature = fit_temperature(held_logits, held_y) if seen.sum() >= 2 else 1.0
-    held_probs = softmax(held_logits, temperature)
-    if config.threshold is not None:
-        threshold = float(config.threshold)
-    elif seen.sum() >= 2:
-        threshold = choose_threshold(
-            held_probs, held_y, oos_index, target_rejection=config.target_rejection
+    if config.oos_recall is not None and (oos_index is None or not (y == oos_index).any()):
+        raise DataError(
+            "--oos-recall needs out-of-scope examples (OUT_OF_SCOPE in the agents module, or "
+            f"rows labelled {config.oos_label!r}) to measure the recall on"
         )
-    else:
-        threshold = 0.0
-    if config.oos_recall is not None and config.threshold is None:
-        threshold = _threshold_for_recall(
-            held_probs, held_y, oos_index, config.oos_recall, threshold
-        )
-    metrics = _held_out_metrics(held_probs, held_y, oos_index, threshold)
-    metrics.update(temperature=temperature, threshold=threshold)
+    rules = fit_rules(
+        fitted.held_out_logits,
+        y,
+        x,
+        oos_index,
+        threshold=config.threshold,
+        target_rejection=config.target_rejection,
+        oos_recall=config.oos_recall,
+        max_in_scope_rejection=1.0,
+        ambiguity_margin=config.ambiguity_margin,
+        use_similarity=config.similarity_rules and config.keep_examples,
+    )
+    temperature, threshold, metrics = rules.temperature, rules.threshold, rules.metrics
 
     weights, groups = export_ensemble(fitted.heads)
     policy = RoutingPolicy(
@@ -218,6 +220,8 @@ def _train(
         ambiguity_margin=config.ambiguity_margin,
         oos_label=config.oos_label,
         top_k=config.top_k,
+        far_similarity=rules.far_similarity,
+        near_similarity=rules.near_similarity,
     )
     report = TrainReport(
         sources=data.counts_by_source(),
@@ -273,26 +277,6 @@ def _encode(
     return np.asarray(out, dtype=np.float32)
 
 
-def _threshold_for_recall(
-    probs: np.ndarray, y: np.ndarray, oos_index: int | None, recall: float, threshold: float
-) -> float:
-    """The least threshold at or above `threshold` that rejects `recall` of the held-out
-    out-of-scope texts (those the head already calls out of scope count as rejected)."""
-    if oos_index is None or not (y == oos_index).any():
-        raise DataError(
-            "--oos-recall needs out-of-scope examples (OUT_OF_SCOPE in the agents module, or "
-            f"rows labelled {DEFAULT_OOS_LABEL!r}) to measure the recall on"
-        )
-    best, confidence = in_scope_confidence(probs, oos_index)
-    is_oos = y == oos_index
-    caught = probs[is_oos].argmax(axis=1) == oos_index
-    missed = np.sort(confidence[is_oos][~caught])  # confidences a threshold must exceed
-    need = int(np.ceil(recall * is_oos.sum())) - int(caught.sum())
-    if need <= 0 or len(missed) == 0:
-        return threshold
-    return max(threshold, float(np.nextafter(missed[min(need, len(missed)) - 1], 1.0)))
-
-
 def _check_trainable(examples: list[LabelledExample], oos_label: str) -> None:
     labels = {ex.label for ex in examples}
     in_scope = labels - {oos_label}
@@ -307,29 +291,6 @@ def _check_trainable(examples: list[LabelledExample], oos_label: str) -> None:
             f"only one label ({next(iter(labels))!r}): a router needs at least two labels, "
             f"or out-of-scope examples labelled {oos_label!r}"
         )
-
-
-def _held_out_metrics(
-    probs: np.ndarray, y: np.ndarray, oos_index: int | None, threshold: float
-) -> dict[str, float]:
-    if len(y) == 0:
-        return {"heldout_accuracy": float("nan"), "heldout_ece": float("nan")}
-    top = probs.argmax(axis=1)
-    best, confidence = in_scope_confidence(probs, oos_index)
-    rejected = confidence < threshold
-    if oos_index is not None:
-        rejected |= top == oos_index
-    predicted = np.where(rejected, -1 if oos_index is None else oos_index, best)
-    metrics = {
-        "heldout_accuracy": float(np.mean(predicted == y)),
-        "heldout_ece": expected_calibration_error(probs.max(axis=1), top == y),
-        "heldout_examples": float(len(y)),
-    }
-    if oos_index is not None and (y == oos_index).any():
-        is_oos = y == oos_index
-        metrics["heldout_in_scope_accuracy"] = float(np.mean(predicted[~is_oos] == y[~is_oos]))
-        metrics["heldout_oos_recall"] = float(np.mean(rejected[is_oos]))
-    return metrics
 
 
 def gather_training_data(

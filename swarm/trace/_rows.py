@@ -13,7 +13,7 @@ Ops are plain tuples, made on the event loop by `TraceStore`:
     ("rq", id)                                   a resumed task goes back to queued
     ("s", task_id, agent, attempt, at)           started
     ("f", task_id, status, agent, attempts, hops, output, error, at)
-    ("d", task_id, agent, status, confidence, candidates, version, latency_ms, at)
+    ("d", task_id, agent, status, confidence, candidates, version, latency_ms, at, rule)
     ("sp", id, task_id, run_id, parent_id, kind, name, started_at, ended_at, status, error, attrs)
     ("run", id, kind, agents, router, router_version, started_at, meta)
     ("run_done", id, at)
@@ -46,7 +46,7 @@ TASK_COLUMNS = (
 )  # fmt: skip
 DECISION_COLUMNS = (
     "task_id", "agent", "status", "confidence", "candidates", "router_version", "latency_ms",
-    "created_at",
+    "created_at", "rule",
 )  # fmt: skip
 SPAN_COLUMNS = (
     "id", "task_id", "run_id", "parent_id", "kind", "name", "started_at", "ended_at", "status",
@@ -185,7 +185,7 @@ OP_FIELDS = {
     "rq": "ks",
     "s": "kssif",
     "f": "kssnijjnf",
-    "d": "ksnsfjnff",
+    "d": "ksnsfjnffn",
     "sp": "kssnnssfrsnj",
     "run": "kssnnnfj",
     "run_done": "ksf",

@@ -99,6 +99,8 @@ class DecisionRow(Base):
     router_version: Mapped[str | None] = mapped_column(String(64))
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[float] = mapped_column(Float)
+    rule: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Which router rule decided (`Decision.rule`); NULL for forced decisions and older rows."""
 
 
 class SpanRow(Base):

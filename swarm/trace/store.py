@@ -15,7 +15,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -201,7 +212,7 @@ class TraceStore:
         d = decision  # candidates stay tuples here: they are written as JSON arrays all the same
         self._push(
             ("d", task_id, d.agent, d.status, d.confidence, d.candidates, d.version, d.latency_ms,
-             time.time())
+             time.time(), d.rule or None)
         )  # fmt: skip
 
     def record_span(self, span: Span) -> None:
@@ -554,6 +565,10 @@ class TraceStore:
         try:
             with self._lock, self.engine.begin() as conn:
                 Base.metadata.create_all(conn)
+                # A store made before decisions named their rule gets the nullable column.
+                columns = {c["name"] for c in inspect(conn).get_columns("routing_decisions")}
+                if "rule" not in columns:
+                    conn.execute(text("ALTER TABLE routing_decisions ADD COLUMN rule VARCHAR(32)"))
                 found = conn.execute(
                     select(MetaRow.value).where(MetaRow.key == "schema_version")
                 ).scalar_one_or_none()

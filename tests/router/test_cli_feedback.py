@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -45,6 +46,8 @@ def routed_tasks(router: Router, db_url: str, texts: list[str]) -> dict[str, str
 def serving(make_data, fast_config, encoder, models_dir: Path) -> Router:  # type: ignore[no-untyped-def]
     """A hash-encoder router saved as `hash:128`, so the CLI loads the same encoder by name."""
     router, _ = train_router(make_data(), fast_config, encoder=encoder, cache_dir="")
+    # A threshold set by hand: the hash encoder's confidences sit near one chosen on 24 texts.
+    router.policy = dataclasses.replace(router.policy, threshold=0.3)
     router.save(models_dir)
     return router
 
@@ -255,15 +258,16 @@ def test_newcomer_flow_with_the_real_encoder(tmp_path: Path) -> None:
     swarm = str(Path(sys.executable).with_name("swarm"))
     env = {**os.environ, "SWARM_DB": f"sqlite:///{tmp_path / 'traces.db'}"}
 
-    def cli(*args: str) -> dict:  # type: ignore[type-arg]
+    def cli(*args: str, ok: tuple[int, ...] = (0,)) -> dict:  # type: ignore[type-arg]
         proc = subprocess.run(
             [swarm, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.returncode in ok, proc.stdout + proc.stderr
         return last_json(proc.stdout)
 
     text = "the machine swallowed my plastic"
-    ran = cli("run", "--agents", "desk_agents", "--json", text)
+    # Far from every example: rejected as out of scope (exit 1) or misrouted; either is corrected.
+    ran = cli("run", "--agents", "desk_agents", "--json", text, ok=(0, 1))
     first = current_version(tmp_path / "storage" / "models")
     task_id = ran["results"][0]["task_id"]
     cli("feedback", task_id, "--agent", "cards", "--agents", "desk_agents", "--json")

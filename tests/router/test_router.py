@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from swarm.router import Router, RoutingPolicy
+from swarm.router import Router, RoutingPolicy, TrainingData
+from swarm.router.calibration import describe_calibration
 from swarm.router.train import TrainConfig, train_router
 from swarm.testing.encoders import HashEncoder
 
@@ -144,3 +145,77 @@ def test_explain_shows_only_the_top_k(trained: Router) -> None:
     e = trained.explain("book a flight to rome", k=1)
     assert [c["agent"] for c in e.to_dict()["candidates"]] == ["travel"]
     assert len(e.decision.candidates) > 1  # the decision itself keeps all its candidates
+
+
+def test_each_decision_names_the_rule_that_decided(trained: Router) -> None:
+    text = ["my card has not arrived"]
+    (d,) = trained.route(text)
+    assert d.rule in ("head", "ambiguous") and d.to_dict()["rule"] == d.rule
+    (low,) = _with_policy(trained, threshold=d.confidence + 1e-6).route(text)
+    assert low.rule == "low_confidence" and "under the threshold" in low.reason
+    (joke,) = _with_policy(trained, threshold=0.0).route(["tell me a joke about the weather"])
+    assert joke.rule == "out_of_scope_class"
+
+
+def test_far_from_every_agents_examples_is_out_of_scope(trained: Router) -> None:
+    # The hash encoder shares no words between these and the examples: similarity near 0.
+    text = ["zebra quantum saxophone"]
+    router = _with_policy(trained, threshold=0.0, oos_label=None, far_similarity=0.5)
+    sims = router.similarities(router.encoder.encode(text))
+    assert sims is not None and sims.max() < 0.5
+    (d,) = router.route(text)
+    assert d.agent is None and d.rule == "far_from_examples"
+    assert "far from the training examples" in d.reason
+    # An in-scope text is near its agent's examples and keeps its route.
+    (ok,) = router.route(["my card has not arrived"])
+    assert ok.agent == "cards"
+
+
+def test_runner_up_near_by_examples_is_ambiguous(trained: Router) -> None:
+    text = ["my card has not arrived"]
+    router = _with_policy(trained, ambiguity_margin=0.0)
+    (d,) = router.route(text)
+    runner_up = d.candidates[1][0]
+    sims = router.similarities(router.encoder.encode(text))
+    assert sims is not None
+    second = float(sims[0][router.head_labels.index(runner_up)])
+    (sure,) = _with_policy(router, near_similarity=second + 1e-4).route(text)
+    (unsure,) = _with_policy(router, near_similarity=second - 1e-4).route(text)
+    assert sure.status == "routed" and unsure.status == "ambiguous" and unsure.agent == "cards"
+
+
+def test_policy_with_similarity_cuts_survives_save_and_load(
+    trained: Router, models_dir: Path
+) -> None:
+    assert trained.policy.far_similarity is not None  # trained with the defaults
+    folder = trained.save(models_dir)
+    loaded = Router.load(folder, encoder=trained.encoder)
+    assert loaded.policy == trained.policy
+    texts = ["my card has not arrived", "zebra quantum saxophone", "book a flight to rome"]
+    assert [d.to_dict() | {"latency_ms": 0} for d in loaded.route(texts)] == [
+        d.to_dict() | {"latency_ms": 0, "version": loaded.version} for d in trained.route(texts)
+    ]
+    # A policy written before the similarity rules existed loads with them off.
+    old = {"temperature": 0.5, "threshold": 0.2, "ambiguity_margin": 0.1, "oos_label": "oos"}
+    assert RoutingPolicy.from_dict(old).far_similarity is None
+
+
+def test_explain_shows_the_rule_and_similarities(trained: Router, console_text) -> None:  # type: ignore[no-untyped-def]
+    e = trained.explain("block my card")
+    as_dict = e.to_dict()
+    assert as_dict["rule"] == e.decision.rule
+    assert as_dict["candidates"][0]["nearest_similarity"] is not None
+    assert f"rule {e.decision.rule}" in console_text(e)
+
+
+def test_readme_sized_agents_claim_no_ece_and_keep_t_at_least_one(
+    encoder: HashEncoder, tmp_path: Path
+) -> None:
+    data = TrainingData()
+    data.add_pairs([(t, "cards") for t in ["my card has not arrived", "block my card"]], "a")
+    data.add_pairs([(t, "travel") for t in ["book a flight", "find me a hotel"]], "b")
+    data.add_pairs([("open a savings account", "accounts"), ("show my balance", "accounts")], "c")
+    router, report = train_router(data, encoder=encoder, cache_dir=tmp_path)
+    assert router.policy.temperature >= 1.0
+    assert "heldout_ece" not in report.metrics
+    assert "not enough held-out data to measure calibration" in describe_calibration(report.metrics)
