@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swarm.errors import ArtifactError
-from swarm.models import Decision
+from swarm.models import OUT_OF_SCOPE, Decision
 from swarm.router.bert import _gelu_inplace
 from swarm.router.calibration import RULE_STATUS, RULES, apply_rules, label_similarities, softmax
 from swarm.router.encoders import Encoder
@@ -34,7 +34,7 @@ class RoutingPolicy:
     """Best agent's probability below this: out of scope."""
     ambiguity_margin: float = 0.0
     """Top two agents' probabilities closer than this: ambiguous (ask, do not guess)."""
-    oos_label: str | None = "oos"
+    oos_label: str | None = OUT_OF_SCOPE
     """The label of out-of-scope examples, if the head learnt one."""
     top_k: int = 5
     far_similarity: float | None = None
