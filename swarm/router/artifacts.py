@@ -25,6 +25,7 @@ import numpy as np
 
 from swarm.errors import ArtifactError, ConfigError
 from swarm.router.encoders import Encoder, load_encoder
+from swarm.router.policy import ExampleBank, RoutingPolicy
 
 if TYPE_CHECKING:
     from swarm.router.router import Router
@@ -222,13 +223,14 @@ def _verify_files(folder: Path, manifest: dict[str, Any]) -> None:
             raise ArtifactError(f"{folder}: corrupt artifact, {name} does not match its checksum")
 
 
-def load_router_artifact(path: str | Path, *, encoder: Encoder | None = None) -> Router:
-    """Load and check a router: files against their checksums, weights against the labels, and the
-    encoder (given, or the one the manifest names) against the fingerprint it was trained with."""
+def load_router_artifact(
+    path: str | Path, *, encoder: Encoder | None = None, router_cls: type[Router]
+) -> Router:
+    """Load and check a router (`Router.load` calls this with its class): files against their
+    checksums, weights against the labels, and the encoder (given, or the one the manifest names)
+    against the fingerprint it was trained with."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    from swarm.router.router import ExampleBank, Router, RoutingPolicy
 
     folder = resolve_artifact_dir(path)
     manifest = read_manifest(folder)
@@ -277,7 +279,7 @@ def load_router_artifact(path: str | Path, *, encoder: Encoder | None = None) ->
         policy = RoutingPolicy.from_dict(policy_raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder / MANIFEST_FILE}: corrupt routing policy ({exc})") from exc
-    return Router(
+    return router_cls(
         encoder,
         weights,
         [str(label) for label in manifest["labels"]],
