@@ -17,7 +17,7 @@ from console_driver import ConsoleProcess, plain
 from swarm.trace import TraceStore
 
 TEXT = "my parcel came but I was charged twice for it"
-ROUTE = re.compile(r"route (orders|billing|accounts|tech_support) \(")
+ROUTE = re.compile(r"route (?:ambiguous: )?(orders|billing|accounts|tech_support) \(")
 
 
 @pytest.mark.slow
