@@ -16,6 +16,7 @@ __all__ = [
     "RULES",
     "RULE_STATUS",
     "FittedRules",
+    "LabelIndex",
     "SimilarityCuts",
     "apply_rules",
     "choose_threshold",
@@ -199,35 +200,62 @@ and says little; a text less than half as close to every agent as their examples
 each other is far whatever the quantile."""
 
 
+@dataclass(frozen=True)
+class LabelIndex:
+    """Training embeddings sorted by label, ready for `label_similarities` (built once per bank:
+    sorting and copying a large bank costs more than the product for one query)."""
+
+    sorted_bank: np.ndarray
+    """(m, dim) float32, grouped by label."""
+    present: np.ndarray
+    """Label indices that have examples, ascending."""
+    starts: np.ndarray
+    """Where each present label's rows begin in `sorted_bank`."""
+    position: np.ndarray
+    """(m,) each original row's place in `sorted_bank`."""
+    n_labels: int
+
+    @classmethod
+    def build(cls, bank: np.ndarray, bank_labels: np.ndarray, n_labels: int) -> LabelIndex:
+        order = np.argsort(bank_labels, kind="stable")
+        present, starts = np.unique(bank_labels[order], return_index=True)
+        position = np.empty(len(order), np.int64)
+        position[order] = np.arange(len(order))
+        sorted_bank = np.ascontiguousarray(bank[order], dtype=np.float32)
+        return cls(sorted_bank, present, starts, position, n_labels)
+
+
 def label_similarities(
     queries: np.ndarray,
-    bank: np.ndarray,
-    bank_labels: np.ndarray,
-    n_labels: int,
+    bank: np.ndarray | LabelIndex,
+    bank_labels: np.ndarray | None = None,
+    n_labels: int = 0,
     *,
     exclude_self: bool = False,
     chunk: int = 1024,
 ) -> np.ndarray:
     """(n, n_labels): each query's highest cosine similarity to each label's examples.
 
-    queries: (n, dim) and bank: (m, dim), both unit-normalised; bank_labels: (m,) label indices.
-    A label without examples gets -1 (no similarity). `exclude_self`: the queries are the bank
-    itself, and each row ignores its own example (leave-one-out).
+    queries: (n, dim) and bank: (m, dim), both unit-normalised; bank_labels: (m,) label indices
+    (or bank: a `LabelIndex` built from them once). A label without examples gets -1 (no
+    similarity). `exclude_self`: the queries are the bank itself, and each row ignores its own
+    example (leave-one-out).
     """
-    order = np.argsort(bank_labels, kind="stable")
-    sorted_bank = np.ascontiguousarray(bank[order], dtype=np.float32)  # (m, dim)
-    sorted_labels = bank_labels[order]
-    present, starts = np.unique(sorted_labels, return_index=True)
-    out = np.full((len(queries), n_labels), -1.0, dtype=np.float32)
-    position = np.empty(len(order), np.int64)
-    position[order] = np.arange(len(order))
+    if isinstance(bank, LabelIndex):
+        index = bank
+    else:
+        assert bank_labels is not None, "bank_labels are needed with a raw bank"
+        index = LabelIndex.build(bank, bank_labels, n_labels)
+    out = np.full((len(queries), index.n_labels), -1.0, dtype=np.float32)
+    if len(index.present) == 0:
+        return out
     for lo in range(0, len(queries), chunk):
         q = np.asarray(queries[lo : lo + chunk], dtype=np.float32)
-        sims = q @ sorted_bank.T  # (chunk, m)
+        sims = q @ index.sorted_bank.T  # (chunk, m)
         if exclude_self:
             rows = np.arange(len(q))
-            sims[rows, position[lo : lo + len(q)]] = -2.0
-        out[lo : lo + len(q), present] = np.maximum.reduceat(sims, starts, axis=1)
+            sims[rows, index.position[lo : lo + len(q)]] = -2.0
+        out[lo : lo + len(q), index.present] = np.maximum.reduceat(sims, index.starts, axis=1)
     np.maximum(out, -1.0, out=out)  # a label whose only example was the query itself
     return out
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from swarm.models import OUT_OF_SCOPE
-from swarm.router.calibration import label_similarities
+from swarm.router.calibration import LabelIndex, label_similarities
 
 __all__ = ["ExampleBank", "Neighbour", "RoutingPolicy"]
 
@@ -74,6 +74,7 @@ class ExampleBank:
     labels: list[str]
     embeddings: np.ndarray  # (n, dim), float16 on disk, float32 here
     _by_label: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _indexes: dict[tuple[str, ...], LabelIndex] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
@@ -83,10 +84,15 @@ class ExampleBank:
     def similarities(self, vectors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """(n, len(labels)): each vector's highest cosine similarity to each label's examples
         (-1 for a label with none). vectors: (n, dim), unit-normalised."""
-        index = {label: i for i, label in enumerate(labels)}
-        known = np.array([label in index for label in self.labels], bool)
-        codes = np.array([index[label] for label in self.labels if label in index], np.int64)
-        return label_similarities(vectors, self.embeddings[known], codes, len(labels))
+        key = tuple(labels)
+        prepared = self._indexes.get(key)
+        if prepared is None:
+            index = {label: i for i, label in enumerate(labels)}
+            known = np.array([label in index for label in self.labels], bool)
+            codes = np.array([index[label] for label in self.labels if label in index], np.int64)
+            prepared = LabelIndex.build(self.embeddings[known], codes, len(labels))
+            self._indexes[key] = prepared
+        return label_similarities(vectors, prepared)
 
     def nearest(self, vector: np.ndarray, k: int = 3, label: str | None = None) -> list[Neighbour]:
         rows = self._by_label.get(label, np.empty(0, np.int64)) if label is not None else None

@@ -17,6 +17,7 @@ from console_driver import ConsoleProcess, plain
 from swarm.trace import TraceStore
 
 TEXT = "my parcel came but I was charged twice for it"
+# The text is about an order and a charge: the router may also ask "billing or orders?".
 ROUTE = re.compile(r"route (?:ambiguous: )?(orders|billing|accounts|tech_support) \(")
 
 
