@@ -342,9 +342,10 @@ def apply_rules(
     probs: (n, labels) calibrated; similarities: (n, labels) nearest-example similarity per label
     (`label_similarities`), or None to use the head alone. In order: the out-of-scope class wins;
     the chosen agent's nearest example does not reach `far`; both top agents' examples reach
-    `near` (ambiguous even under the threshold: the two split the probability); the best
-    probability is under `threshold`; the top two probabilities are within `ambiguity_margin`, or
-    the runner-up's examples reach `near`.
+    `near` and the runner-up has at least `ambiguity_margin` (ambiguous even under the threshold:
+    the two split the probability); the best probability is under `threshold`; the top two
+    probabilities are within `ambiguity_margin`, or the runner-up's examples reach `near` and it
+    has at least `ambiguity_margin`.
     """
     best, confidence = in_scope_confidence(probs, oos_index)
     masked = probs.copy()
@@ -363,8 +364,12 @@ def apply_rules(
         if oos_index is not None:
             sims[:, oos_index] = -1.0
         if near is not None:
-            both_near = has_second & (sims[rows, second] >= near) & (sims[rows, best] >= near)
-            ambiguous |= has_second & (sims[rows, second] >= near)
+            # The runner-up near by its examples and not ruled out by the head: a head sure of
+            # one agent (the runner-up under `ambiguity_margin`) has seen such texts before.
+            runner_up = has_second & (sims[rows, second] >= near)
+            runner_up &= masked[rows, second] >= ambiguity_margin
+            both_near = runner_up & (sims[rows, best] >= near)
+            ambiguous |= runner_up
         # The chosen agent's examples: a text near only another agent's examples, which the head
         # did not choose, is no safer to route than one near nobody's.
         if far is not None:
