@@ -15,6 +15,7 @@ from swarm.clock import Clock
 from swarm.errors import ConfigError
 from swarm.feedback import FeedbackRecord, record_feedback
 from swarm.models import Result, Task
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.scheduler import RouterLike, Scheduler, TaskHandle
 from swarm.trace import DEFAULT_DB_URL, TraceStore
 
@@ -43,7 +44,7 @@ class Swarm:
         clock: Clock | None = None,
         run_kind: str = "run",
         run_meta: dict[str, Any] | None = None,
-        models_dir: str = "storage/models",
+        models_dir: str = DEFAULT_MODELS_DIR,
         otel: Any = None,
         **options: Any,
     ) -> None:

@@ -20,9 +20,11 @@ from swarm.cli.common import (
     second_opinion_from_env,
 )
 from swarm.errors import DataError, SwarmError
+from swarm.models import OUT_OF_SCOPE
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.trace import DEFAULT_DB_URL
 
-MODELS_DIR = "storage/models"
+MODELS_DIR = DEFAULT_MODELS_DIR
 # As swarm.router.data.CONFLICT_POLICIES and swarm.router.learn.MIN_HELD_OUT (a test checks):
 # importing swarm.router here would load numpy for `swarm --help`.
 CONFLICT_POLICIES = ("error", "first", "last", "drop")
@@ -113,7 +115,7 @@ def router() -> None:
     "--encoder", default=None, help="MODEL[@onnx-fp32|@sentence-transformers] (see README)."
 )
 @click.option(
-    "--oos-label", default="oos", show_default=True, help="Label of out-of-scope examples."
+    "--oos-label", default=OUT_OF_SCOPE, show_default=True, help="Label of out-of-scope examples."
 )
 @click.option(
     "--threshold",
@@ -376,7 +378,7 @@ def _train_from_feedback(
     from swarm.trace import TraceStore
 
     serving = Router.load(models_dir)
-    oos = serving.policy.oos_label or "oos"
+    oos = serving.policy.oos_label or OUT_OF_SCOPE
     eval_files, suites, text_column, label_column = held_out_from
     held_out = _held_out(eval_files, suites, serving.head_labels, oos, text_column, label_column)
     if not len(held_out):
@@ -445,13 +447,7 @@ def versions(models_dir: str, as_json: bool) -> None:
 
     serving = current_version(models_dir)
     manifests = [read_manifest(Path(models_dir) / v) for v in list_versions(models_dir)]
-    # Oldest first; a version made from another within the same second still comes after it.
-    parents = {m["version"]: m.get("parent") for m in manifests}
-
-    def generation(version: str | None) -> int:
-        return 0 if version not in parents else 1 + generation(parents[version])
-
-    manifests.sort(key=lambda m: (str(m.get("created_at", "")), generation(m["version"])))
+    # Oldest first, in the order they were saved (a child after its parent).
     rows = [_version_row(m, serving) for m in manifests]
     if as_json:
         _json_line({"serving": serving, "versions": rows})

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from swarm.models import OUT_OF_SCOPE
 from swarm.router.learn import HeldOut, LearnCancelled, LearnOutcome
 
 __all__ = ["DEFAULT_SUITES", "RetrainCancelled", "retrain", "suite_held_out", "suite_pairs"]
@@ -60,7 +61,7 @@ def suite_pairs(
 
 def suite_held_out(paths: Sequence[str], router: Any, *, explicit: bool = False) -> HeldOut:
     """The gate's held-out set from scenario suites, for `router`'s labels."""
-    oos = router.policy.oos_label or "oos"
+    oos = router.policy.oos_label or OUT_OF_SCOPE
     pairs = suite_pairs(paths, router.head_labels, oos, explicit=explicit)
     return HeldOut.of(f"suites {', '.join(paths)}", pairs)
 

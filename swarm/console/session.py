@@ -24,6 +24,7 @@ from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote
 from swarm.errors import ConfigError, SwarmError, TaskNotFound
 from swarm.feedback import OUT_OF_SCOPE, check_agent_name, record_feedback
 from swarm.models import Decision, Result, Task, new_id
+from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.swarm import Swarm
 from swarm.views import DecisionView, ResultView, TaskTree
 
@@ -61,7 +62,7 @@ class ConsoleSession:
         console: Console,
         agents_spec: str | None = None,
         router_spec: str = "auto",
-        models_dir: str = "storage/models",
+        models_dir: str = DEFAULT_MODELS_DIR,
         history_file: str | None = None,
         out_of_scope: list[str] | None = None,
         session_id: str | None = None,

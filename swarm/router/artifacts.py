@@ -25,6 +25,7 @@ import numpy as np
 
 from swarm.errors import ArtifactError, ConfigError
 from swarm.router.encoders import Encoder, load_encoder
+from swarm.router.policy import ExampleBank, RoutingPolicy
 
 if TYPE_CHECKING:
     from swarm.router.router import Router
@@ -110,7 +111,8 @@ def save_router_artifact(
                 "dimension": router.encoder.dimension,
             },
         )
-        manifest.setdefault("created_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        # Now, even for a version learnt on top of another (its manifest started as the parent's).
+        manifest["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         manifest["files"] = {
             str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
         }
@@ -152,15 +154,19 @@ def current_version(models_dir: str | Path) -> str | None:
 
 
 def list_versions(models_dir: str | Path) -> list[str]:
-    """Complete versions (with a manifest), oldest first (names sort by creation time)."""
+    """Complete versions (with a manifest), oldest first: in the order they were saved (the
+    manifest is the last file a save writes), then by name."""
     root = Path(models_dir)
     if not root.is_dir():
         return []
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if (p / MANIFEST_FILE).is_file() and not p.name.startswith(".")
-    )
+    found = [
+        p for p in root.iterdir() if (p / MANIFEST_FILE).is_file() and not p.name.startswith(".")
+    ]
+
+    def saved(p: Path) -> tuple[int, str]:
+        return ((p / MANIFEST_FILE).stat().st_mtime_ns, p.name)
+
+    return [p.name for p in sorted(found, key=saved)]
 
 
 # ---- loading -----------------------------------------------------------------------------------
@@ -217,13 +223,14 @@ def _verify_files(folder: Path, manifest: dict[str, Any]) -> None:
             raise ArtifactError(f"{folder}: corrupt artifact, {name} does not match its checksum")
 
 
-def load_router_artifact(path: str | Path, *, encoder: Encoder | None = None) -> Router:
-    """Load and check a router: files against their checksums, weights against the labels, and the
-    encoder (given, or the one the manifest names) against the fingerprint it was trained with."""
+def load_router_artifact(
+    path: str | Path, *, encoder: Encoder | None = None, router_cls: type[Router]
+) -> Router:
+    """Load and check a router (`Router.load` calls this with its class): files against their
+    checksums, weights against the labels, and the encoder (given, or the one the manifest names)
+    against the fingerprint it was trained with."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    from swarm.router.router import ExampleBank, Router, RoutingPolicy
 
     folder = resolve_artifact_dir(path)
     manifest = read_manifest(folder)
@@ -272,7 +279,7 @@ def load_router_artifact(path: str | Path, *, encoder: Encoder | None = None) ->
         policy = RoutingPolicy.from_dict(policy_raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder / MANIFEST_FILE}: corrupt routing policy ({exc})") from exc
-    return Router(
+    return router_cls(
         encoder,
         weights,
         [str(label) for label in manifest["labels"]],

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from swarm.models import Decision
-from swarm.router.router import Neighbour, RoutingPolicy
+from swarm.router.policy import Neighbour, RoutingPolicy
 
 __all__ = ["Explanation"]
 

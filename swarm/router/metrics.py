@@ -125,7 +125,7 @@ def evaluate(
         if progress is not None:
             progress(len(batch))
     report = score_decisions(
-        decisions, labels, oos_label=oos or "oos", known=getattr(router, "labels", None)
+        decisions, labels, oos_label=oos or OUT_OF_SCOPE, known=getattr(router, "labels", None)
     )
     report.version = str(router.version)
     report.seconds = time.perf_counter() - start
@@ -136,7 +136,7 @@ def score_decisions(
     decisions: Sequence[Decision],
     labels: Sequence[str],
     *,
-    oos_label: str = "oos",
+    oos_label: str = OUT_OF_SCOPE,
     known: Sequence[str] | None = None,
     top_confused: int = 10,
 ) -> EvalReport:

@@ -175,12 +175,15 @@ def _tree(node: dict[str, Any]) -> str:
         ms = ""
         if sp.get("ended_at") is not None:
             ms = f" {(sp['ended_at'] - sp['started_at']) * 1000:.1f} ms"
-        attrs = json.dumps(sp.get("attributes") or {}, default=repr)
+        shown_attrs = dict(sp.get("attributes") or {})
+        traceback = shown_attrs.pop("traceback", None)  # where the agent raised: shown whole
+        attrs = json.dumps(shown_attrs, default=repr)
         attrs = attrs if len(attrs) <= 160 else attrs[:159] + "…"
         err = f" <span class='fail'>{_e(sp['error'])}</span>" if sp.get("error") else ""
+        tb = f"<pre class='fail'>{_e(str(traceback).rstrip())}</pre>" if traceback else ""
         items.append(
             f"<li class='span'>{_e(sp['kind'])} <b>{_e(sp['name'])}</b>{ms}{err} "
-            f"<code class='muted'>{_e(attrs)}</code></li>"
+            f"<code class='muted'>{_e(attrs)}</code>{tb}</li>"
         )
     items += [_tree(child) for child in node.get("children") or []]
     items.append("</ul></li>")

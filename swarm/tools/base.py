@@ -14,7 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from swarm.errors import ConfigError, ToolError
 
-__all__ = ["Tool", "tool"]
+__all__ = ["Tool", "parse_arguments", "tool"]
+
+
+def parse_arguments(tool: str, arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A model's tool-call arguments (JSON text, a mapping, or nothing) as a dict; ToolError, worded
+    for the model, when they are not one JSON object."""
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError as exc:
+            raise ToolError(
+                f"arguments for tool {tool!r} are not valid JSON ({exc.msg} at "
+                f"position {exc.pos}); send one JSON object"
+            ) from None
+    if not isinstance(arguments, Mapping):
+        raise ToolError(
+            f"arguments for tool {tool!r} must be a JSON object, got {type(arguments).__name__}"
+        )
+    return dict(arguments)
 
 
 class Tool:
@@ -58,23 +78,9 @@ class Tool:
 
     def validate(self, arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
         """The checked keyword arguments, or ToolError naming every problem for the model."""
-        if arguments is None or arguments == "":
-            arguments = {}
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError as exc:
-                raise ToolError(
-                    f"arguments for tool {self.name!r} are not valid JSON ({exc.msg} at "
-                    f"position {exc.pos}); send one JSON object"
-                ) from None
-        if not isinstance(arguments, Mapping):
-            raise ToolError(
-                f"arguments for tool {self.name!r} must be a JSON object, got "
-                f"{type(arguments).__name__}"
-            )
+        arguments = parse_arguments(self.name, arguments)
         try:
-            checked = self.args_model.model_validate(dict(arguments))
+            checked = self.args_model.model_validate(arguments)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"

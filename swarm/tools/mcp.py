@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from swarm.errors import ConfigError, ToolError
-from swarm.tools.base import Tool
+from swarm.tools.base import Tool, parse_arguments
 
 if TYPE_CHECKING:
     from swarm.context import Context
@@ -160,19 +159,7 @@ class MCPTool(Tool):
         }
 
     def validate(self, arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
-        if arguments is None or arguments == "":
-            arguments = {}
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError as exc:
-                raise ToolError(
-                    f"arguments for tool {self.name!r} are not valid JSON ({exc.msg} at "
-                    f"position {exc.pos}); send one JSON object"
-                ) from None
-        if not isinstance(arguments, Mapping):
-            raise ToolError(f"arguments for tool {self.name!r} must be a JSON object")
-        checked = dict(arguments)
+        checked = parse_arguments(self.name, arguments)
         problems = sorted(self._validator.iter_errors(checked), key=lambda e: list(e.path))
         if problems:
             detail = "; ".join(

@@ -101,14 +101,14 @@ def test_bad_data_raises_a_swarm_error_naming_file_and_line(tmp_path: Path) -> N
     assert "bad.csv:3: row has no label" in str(result.exception)
 
 
-def test_module_entry_point_prints_one_red_line(tmp_path: Path) -> None:
+def test_train_in_a_subprocess_prints_one_red_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("words,tag\nx,y\n")
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "swarm.router.train",
+            str(Path(sys.executable).with_name("swarm")),
+            "router",
+            "train",
             "--data",
             str(bad),
             "--out",
