@@ -436,7 +436,10 @@ def fit_rules(
     if use_similarity:
         loo = label_similarities(embeddings, embeddings, targets, n_labels, exclude_self=True)
         cuts = similarity_cuts(loo, targets, oos_index, rejection=far_rejection)
-        far, near = cuts.far, cuts.near
+        # The far rule stands in for out-of-scope examples: with them, the out-of-scope class
+        # and its threshold decide, and in-scope texts are not lost to the far cut as well.
+        has_oos = oos_index is not None and bool((targets == oos_index).any())
+        far, near = (None if has_oos else cuts.far), cuts.near
     held_sims = loo[seen] if loo is not None else None
     rule_args: dict[str, Any] = dict(
         oos_index=oos_index, ambiguity_margin=ambiguity_margin, far=far, near=near
