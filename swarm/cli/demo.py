@@ -148,12 +148,18 @@ def _suites(
     report_path: str | Path,
 ) -> bool:
     from swarm.scenarios import ScenarioRunner, load_suites, write_html
+    from swarm.scenarios.runner import default_router_factory
     from swarm.scenarios.views import ReportView
 
     loaded = load_suites(files)
-    runner = ScenarioRunner(
-        router_factory=lambda _spec, _registry: router, db=db_url, models_dir=models_dir
-    )
+    other = default_router_factory(models_dir, console=out)
+
+    def router_for(spec: str, registry: Any) -> Any:
+        # The demo's router where a suite asks for the learned one; a suite that names another
+        # (`router: keyword`) gets that, as `swarm test` would give it.
+        return router if spec in ("auto", "") else other(spec, registry)
+
+    runner = ScenarioRunner(router_factory=router_for, db=db_url, models_dir=models_dir)
     report = runner.run_sync(loaded.suites, load_errors=loaded.errors)
     out.print(ReportView(report))
     out.print(f"report written to {write_html(report, report_path)}")

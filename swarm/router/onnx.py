@@ -391,7 +391,9 @@ class OnnxEncoder:
     and L2 normalisation, as sentence-transformers' `encode(normalize_embeddings=True)`. Texts are
     tokenised with `tokenizers`, sorted by length and padded per batch. One text runs on one
     intra-op thread (lowest latency, and concurrent queries do not fight); batches on
-    `batch_threads` (2 by default). The model is exported on first use (see `export_onnx`).
+    `batch_threads` (2 by default). The int8 variant encodes every text alone, so a text's vector
+    (and its routing) never depends on what else is in the batch. The model is exported on first
+    use (see `export_onnx`).
 
     `name` is `<model>@onnx-<variant>`; `fingerprint` hashes the weights, the variant, the opset
     and the export recipe, so a head trained on one variant never loads on another.
@@ -450,7 +452,12 @@ class OnnxEncoder:
         if not len(texts):
             return out
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        session = self._single if len(ids) == 1 else self._batch_session()
+        if self.variant == "int8":
+            # Dynamic int8 quantisation scales activations over the whole input tensor, so a
+            # text's vector would shift with its batch-mates and the same text could be routed
+            # differently in another batch: int8 encodes each text alone.
+            batch_size = 1
+        session = self._single if len(ids) == 1 or batch_size == 1 else self._batch_session()
         order = np.argsort([len(x) for x in ids], kind="stable")
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]

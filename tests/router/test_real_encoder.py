@@ -101,11 +101,20 @@ def test_numpy_reference_bert_still_matches(fp32: OnnxEncoder, reference: np.nda
     np.testing.assert_allclose(ours, reference[-len(TEXTS) :], atol=1e-5)
 
 
-def test_queries_run_on_one_thread_and_batches_on_two(int8: OnnxEncoder) -> None:
-    int8.encode(["block my card"])
-    assert int8._single.get_session_options().intra_op_num_threads == 1
-    int8.encode(["block my card", "book a flight"])
-    assert int8._batched.get_session_options().intra_op_num_threads == min(2, os.cpu_count() or 1)
+def test_queries_run_on_one_thread_and_batches_on_two(fp32: OnnxEncoder) -> None:
+    fp32.encode(["block my card"])
+    assert fp32._single.get_session_options().intra_op_num_threads == 1
+    fp32.encode(["block my card", "book a flight"])
+    assert fp32._batched.get_session_options().intra_op_num_threads == min(2, os.cpu_count() or 1)
+
+
+def test_int8_routes_a_text_the_same_whatever_its_batch_mates(int8: OnnxEncoder) -> None:
+    """Dynamic int8 scales activations per input tensor: each text is encoded alone, so its
+    vector, and so its routing, does not depend on what else is in the batch."""
+    alone = int8.encode(["my card and my transfer"])[0]
+    mates = ["what a long sentence this is, with many words in it to pad the batch", "hi"]
+    batched = int8.encode(["my card and my transfer", *mates])[0]
+    assert np.array_equal(alone, batched)
 
 
 def test_serving_imports_no_torch(int8: OnnxEncoder) -> None:
