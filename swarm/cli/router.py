@@ -582,9 +582,9 @@ def eval_(
 @click.option(
     "--model",
     "model_dir",
-    default=MODELS_DIR,
-    show_default=True,
-    help="Version folder, or models folder (its CURRENT).",
+    default=None,
+    help="Version folder, or models folder (its CURRENT). Default: with --agents, the router "
+    f"`swarm run --agents` serves for them; else {MODELS_DIR}.",
 )
 @click.option(
     "--agents", "agents_module", default=None, help="Check the router against these agents."
@@ -599,18 +599,32 @@ def eval_(
     help="Candidates and examples shown.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
-def explain(text: str, model_dir: str, agents_module: str | None, top: int, as_json: bool) -> None:
+def explain(
+    text: str, model_dir: str | None, agents_module: str | None, top: int, as_json: bool
+) -> None:
     """Route TEXT and show the top candidates and the training examples behind them."""
     from swarm.router import Router
 
-    loaded = Router.load(model_dir)
     if agents_module:
         from swarm.agents import AgentRegistry
 
         importable_cwd()
         registry = AgentRegistry()
         registry.load_module(agents_module)
-        loaded.check_agents(registry.names)
+        if model_dir is None:  # the router `swarm run --agents` serves (its pack's folder too)
+            from rich.console import Console
+
+            from swarm.scenarios.runner import default_router_factory
+
+            progress_to = Console(stderr=True, highlight=False)
+            served = default_router_factory(MODELS_DIR, console=progress_to)("auto", registry)
+            assert isinstance(served, Router)  # "auto" is always the learned router
+            loaded = served
+        else:
+            loaded = Router.load(model_dir)
+            loaded.check_agents(registry.names)
+    else:
+        loaded = Router.load(model_dir or MODELS_DIR)
     explanation = loaded.explain(text, k=top)
     if as_json:
         _json_line(explanation.to_dict())
