@@ -101,7 +101,8 @@ class TrainReport:
             yield f"[yellow]{self.conflicts}[/yellow]"
         m = self.metrics
         held_out = (
-            f"held-out accuracy {m.get('heldout_accuracy', float('nan')):.4f}, "
+            # out of fold: each text measured by the ensemble members that did not train on it
+            f"out-of-fold accuracy {m.get('heldout_accuracy', float('nan')):.4f}, "
             f"{describe_calibration(m)}"
         )
         if "heldout_oos_recall" in m:
