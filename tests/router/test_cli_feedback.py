@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -121,14 +122,21 @@ def test_train_feedback_reports_promotes_and_rolls_back(
     assert f"swarm router use {report['version']}" in result.output
 
 
-def test_a_version_that_fails_the_gate_is_kept_beside_with_the_reason(
-    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, held_out_rows
-) -> None:  # type: ignore[no-untyped-def]
+def _one_good_mark(
+    serving: Router, db_url: str, models_dir: Path, tmp_path: Path, held_out_rows: list[Any]
+) -> tuple[list[str], Path]:
+    """One routed task marked good, a held-out file, and `router train --feedback`'s arguments."""
     ids = routed_tasks(serving, db_url, ["block my card please"])
     with TraceStore(db_url) as store:
         record_feedback(store, next(iter(ids.values())), "good")
     held_out = write_csv(tmp_path / "held_out.csv", held_out_rows)
-    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    return ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)], held_out
+
+
+def test_a_version_that_fails_the_gate_is_kept_beside_with_the_reason(
+    serving: Router, models_dir: Path, db_url: str, tmp_path: Path, held_out_rows
+) -> None:  # type: ignore[no-untyped-def]
+    args, held_out = _one_good_mark(serving, db_url, models_dir, tmp_path, held_out_rows)
     # A negative tolerance demands a gain of 50 points: none comes.
     result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--tolerance", "-0.5"])
     assert result.exit_code == 0, result.output
@@ -179,11 +187,7 @@ def test_held_out_from_scenario_suites(
 def test_no_current_is_honoured_with_feedback(
     serving: Router, models_dir: Path, db_url: str, tmp_path: Path, held_out_rows
 ) -> None:  # type: ignore[no-untyped-def]
-    ids = routed_tasks(serving, db_url, ["block my card please"])
-    with TraceStore(db_url) as store:
-        record_feedback(store, next(iter(ids.values())), "good")
-    held_out = write_csv(tmp_path / "held_out.csv", held_out_rows)
-    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(models_dir)]
+    args, held_out = _one_good_mark(serving, db_url, models_dir, tmp_path, held_out_rows)
     result = CliRunner().invoke(main, [*args, "--eval", str(held_out), "--no-current", "--json"])
     assert result.exit_code == 0, result.output
     report = last_json(result.output)
