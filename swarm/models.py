@@ -67,10 +67,12 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    WAITING = "waiting"
+    """Waiting for a person's approval (`ctx.approve`): stored, and it survives a restart."""
 
     @property
     def finished(self) -> bool:
-        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING)
 
 
 class Task(BaseModel):

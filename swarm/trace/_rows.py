@@ -42,7 +42,7 @@ import orjson
 TASK_COLUMNS = (
     "id", "run_id", "parent_id", "session_id", "text", "payload", "priority", "deadline",
     "forced_agent", "status", "agent", "attempts", "hops", "output", "error", "created_at",
-    "started_at", "finished_at",
+    "started_at", "finished_at", "lease_owner", "lease_expires_at",
 )  # fmt: skip
 DECISION_COLUMNS = (
     "task_id", "agent", "status", "confidence", "candidates", "router_version", "latency_ms",
@@ -79,7 +79,7 @@ class Batch:
             _, task_id, run, parent, session, text, payload, priority, deadline, agent, at = op
             self.tasks[task_id] = [
                 task_id, run, parent, session, text, payload, priority, deadline, agent,
-                "queued", None, 0, None, None, None, at, None, None,
+                "queued", None, 0, None, None, None, at, None, None, None, None,
             ]  # fmt: skip
         elif kind == "s":
             _, task_id, agent, attempt, at = op

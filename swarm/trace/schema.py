@@ -10,7 +10,9 @@ from sqlalchemy import JSON, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "MIGRATIONS",
     "SCHEMA_VERSION",
+    "ApprovalRow",
     "Base",
     "DecisionRow",
     "FeedbackRow",
@@ -18,10 +20,22 @@ __all__ = [
     "RunRow",
     "SpanRow",
     "TaskRow",
+    "WorkerRow",
 ]
 
-SCHEMA_VERSION = 1
-"""Bump with a migration under storage/migrations when a table changes shape."""
+SCHEMA_VERSION = 2
+"""Bump when a table changes shape, with the step from the last version in `MIGRATIONS`.
+
+1 -> 2: task leases (`tasks.lease_owner`, `tasks.lease_expires_at`), the `workers` and
+`approvals` tables, and the `waiting` status."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # from version N: the statements that make it N + 1 (new tables come from `create_all`)
+    1: (
+        "ALTER TABLE tasks ADD COLUMN lease_owner VARCHAR(64)",
+        "ALTER TABLE tasks ADD COLUMN lease_expires_at FLOAT",
+    ),
+}
 
 
 class Base(DeclarativeBase):
@@ -60,7 +74,8 @@ class TaskRow(Base):
     # Partial indexes and no rowid (the time-ordered id is the clustered key): a task insert
     # touches two B-trees instead of six, which is most of the traced scheduler's write cost.
     __table_args__ = (
-        _partial("ix_tasks_unfinished", "status", "status IN ('queued', 'running')"),
+        _partial("ix_tasks_unfinished", "status", "status IN ('queued', 'running', 'waiting')"),
+        _partial("ix_tasks_lease", "lease_owner", "lease_owner IS NOT NULL"),
         _partial("ix_tasks_parent", "parent_id", "parent_id IS NOT NULL"),
         _partial("ix_tasks_session", "session_id", "session_id IS NOT NULL"),
         Index("ix_tasks_run", "run_id"),
@@ -85,6 +100,46 @@ class TaskRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    """The worker (`WorkerRow.id`) that runs the task now; NULL: queued for any worker."""
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    """When the lease lapses unless renewed: after it, another worker may take the task."""
+
+
+class WorkerRow(Base):
+    """A process that runs tasks (`swarm worker`, `swarm run`, `swarm serve`) and holds leases."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="worker")
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    agents: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    stopped_at: Mapped[float | None] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApprovalRow(Base):
+    """A question an agent put to a person (`ctx.approve`), and the answer once given."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    agent: Mapped[str | None] = mapped_column(String(128))
+    question: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    """waiting, approved, denied or expired."""
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    decided_at: Mapped[float | None] = mapped_column(Float)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class DecisionRow(Base):

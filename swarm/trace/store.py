@@ -37,6 +37,7 @@ from swarm.models import OUT_OF_SCOPE, Decision, Result, Task, TaskStatus, new_i
 from swarm.trace import _rows
 from swarm.trace.owner import OWNER_KEY, owner_alive, process_owner
 from swarm.trace.schema import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     Base,
     DecisionRow,
@@ -564,26 +565,36 @@ class TraceStore:
     def _init_schema(self) -> None:
         try:
             with self._lock, self.engine.begin() as conn:
+                found = _stored_version(conn)
+                if found is not None and int(found) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"trace store {self.url} has schema version {found}; this swarm knows "
+                        f"versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db elsewhere."
+                    )
                 Base.metadata.create_all(conn)
                 # A store made before decisions named their rule gets the nullable column.
                 columns = {c["name"] for c in inspect(conn).get_columns("routing_decisions")}
                 if "rule" not in columns:
                     conn.execute(text("ALTER TABLE routing_decisions ADD COLUMN rule VARCHAR(32)"))
-                found = conn.execute(
-                    select(MetaRow.value).where(MetaRow.key == "schema_version")
-                ).scalar_one_or_none()
+                meta = MetaRow.__table__
                 if found is None:
                     conn.execute(
-                        MetaRow.__table__.insert(),  # type: ignore[attr-defined]
+                        meta.insert(),  # type: ignore[attr-defined]
                         {"key": "schema_version", "value": str(SCHEMA_VERSION)},
                     )
+                    return
+                version = int(found)
+                while version < SCHEMA_VERSION:  # additive steps, in one transaction
+                    for statement in MIGRATIONS.get(version, ()):
+                        conn.execute(text(statement))
+                    version += 1
+                conn.execute(
+                    update(meta)  # type: ignore[arg-type]
+                    .where(MetaRow.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open trace store {self.url}: {exc}") from exc
-        if found is not None and int(found) != SCHEMA_VERSION:
-            raise StoreError(
-                f"trace store {self.url} has schema version {found}; this swarm expects "
-                f"{SCHEMA_VERSION}. Point --db at a new file or migrate the old one."
-            )
 
     @property
     def schema_version(self) -> int:
@@ -592,6 +603,15 @@ class TraceStore:
                 select(MetaRow.value).where(MetaRow.key == "schema_version")
             ).scalar_one()
         return int(value)
+
+
+def _stored_version(conn: Any) -> str | None:
+    """The schema version a store records, or None for a new (empty) database."""
+    if not inspect(conn).has_table(MetaRow.__tablename__):
+        return None
+    return conn.execute(  # type: ignore[no-any-return]
+        select(MetaRow.value).where(MetaRow.key == "schema_version")
+    ).scalar_one_or_none()
 
 
 def _write_core(conn: Any, batch: _rows.Batch) -> None:

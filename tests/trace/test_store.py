@@ -107,10 +107,34 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     conn.execute("UPDATE swarm_meta SET value='99' WHERE key='schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 99; this swarm expects"):
+    with pytest.raises(StoreError, match="schema version 99; this swarm knows versions up to"):
         TraceStore(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT value FROM swarm_meta").fetchone() == ("99",)
+    conn.close()
+
+
+def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with TraceStore(f"sqlite:///{path}") as store:
+        run_id = store.start_run(kind="run")
+        task = Task(text="keep me", run_id=run_id)
+        store.task_queued(task)
+    conn = sqlite3.connect(path)  # make it what version 1 wrote: no leases, no new tables
+    conn.executescript(
+        "DROP INDEX ix_tasks_lease; ALTER TABLE tasks DROP COLUMN lease_owner;"
+        "ALTER TABLE tasks DROP COLUMN lease_expires_at; DROP TABLE workers; DROP TABLE approvals;"
+        "UPDATE swarm_meta SET value='1' WHERE key='schema_version';"
+    )
+    conn.close()
+    with TraceStore(f"sqlite:///{path}") as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.task(task.id)["text"] == "keep me"
+        assert store.task(task.id)["lease_owner"] is None
+    conn = sqlite3.connect(path)
+    assert {"workers", "approvals"} <= {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
     conn.close()
 
 
