@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -39,3 +41,26 @@ def rendered(console: Console) -> str:
     out = console.file
     assert isinstance(out, io.StringIO)
     return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL server for the whole session (swarm.testing.postgres).
+
+    Skips where PostgreSQL is not installed, except in CI (`CI` set), where that fails."""
+    from swarm.testing.postgres import PostgresUnavailable, TemporaryPostgres
+
+    try:
+        server = TemporaryPostgres()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any) -> str:
+    """A SQLAlchemy URL of a new, empty database on the session's PostgreSQL server."""
+    return str(postgres_server.new_database())
