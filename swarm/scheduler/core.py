@@ -15,6 +15,7 @@ from typing import Any, Literal
 from swarm.agents import AgentRegistry
 from swarm.clock import Clock, SystemClock
 from swarm.errors import ConfigError, SchedulerClosed
+from swarm.events import EventBus
 from swarm.models import Handoff, Result, RouterLike, Task, TaskStatus
 from swarm.policies import RetryPolicy
 from swarm.scheduler.attempts import Outcome, run_attempts
@@ -87,6 +88,8 @@ class Scheduler:
         self.intake = Intake(
             router, self.slots, store, self.finish, batch_size=batch_size, ambiguous=ambiguous
         )
+        self.events = EventBus()
+        """What happens to tasks, as it happens (`swarm.events`): `events.subscribe(task_id)`."""
         self._group: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
