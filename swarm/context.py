@@ -18,7 +18,15 @@ from swarm.models import Result, Task, new_id
 if TYPE_CHECKING:
     from swarm.clock import Clock
 
-__all__ = ["TOOL_REPLAY_SERVICE", "Context", "Span", "SpanKind", "SpanSink"]
+__all__ = [
+    "TOOL_REPLAY_SERVICE",
+    "Context",
+    "Span",
+    "SpanKind",
+    "SpanSink",
+    "context_ends",
+    "current_span",
+]
 
 TOOL_REPLAY_SERVICE = "swarm.tool_replay"
 """The `services` key `Context.tool` looks under for a replay (`swarm.scenarios.ToolReplay`)."""
@@ -177,6 +185,17 @@ def enter_span(span: Span) -> contextvars.Token[Span | None]:
 
 def leave_span(token: contextvars.Token[Span | None]) -> None:
     _current_span.reset(token)
+
+
+def current_span() -> Span | None:
+    """The span open here (the parent of the next one), or None."""
+    return _current_span.get()
+
+
+def context_ends(ctx: Context) -> tuple[_Delegator, SpanSink | None]:
+    """Where `ctx` sends its delegations (and other calls to the scheduler) and its spans: for
+    an executor that runs the body elsewhere and brings both back (`swarm.executors`)."""
+    return ctx._scheduler, ctx._sink
 
 
 def _is_cancel(exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ SwarmError
     ├── RoutingRefused         the router said no agent should take the task
     ├── SchedulerClosed        a task was submitted to a scheduler that is shutting down
     ├── QueueFull              submit_nowait() on a full queue
+    ├── WorkerLost             the process or node running an agent's body died, again and again
     ├── BackendError           an LLM or tool backend failed
     │   ├── LLMStatusError     the LLM endpoint answered 4xx/5xx (`.status_code`), after retries
     │   ├── ReplayMissing      a replayed run made an LLM request that has no recording
@@ -49,6 +50,7 @@ __all__ = [
     "TaskNotFound",
     "ToolError",
     "UserError",
+    "WorkerLost",
 ]
 
 
@@ -114,6 +116,11 @@ class SchedulerClosed(RunError):
 
 class QueueFull(RunError):
     pass
+
+
+class WorkerLost(RunError):
+    """An executor lost the worker (a Ray actor, its node) running a body more often than it
+    re-runs the body on a fresh one (`swarm.executors`)."""
 
 
 class BackendError(RunError):

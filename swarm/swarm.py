@@ -13,6 +13,7 @@ from typing import Any
 from swarm.agents import Agent, AgentRegistry
 from swarm.clock import Clock
 from swarm.errors import ConfigError
+from swarm.executors import executor_from_spec
 from swarm.feedback import FeedbackRecord, record_feedback
 from swarm.models import Result, Task
 from swarm.paths import DEFAULT_MODELS_DIR
@@ -30,6 +31,8 @@ class Swarm:
       under `storage/models` for exactly these agents.
     - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
     - `otel`: an OTLP/HTTP endpoint or a `swarm.otel.OtelExport`; default `$SWARM_OTEL_ENDPOINT`.
+    - `executor`: where agent bodies run (`swarm.executors`): an `Executor` such as
+      `RayExecutor(address)`, or its name ("local", "ray", "ray://host:port"); default in process.
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
     """
 
@@ -70,6 +73,8 @@ class Swarm:
         self.run_kind = run_kind
         self.run_meta = run_meta or {}
         self.models_dir = models_dir
+        if isinstance(options.get("executor"), str):
+            options["executor"] = executor_from_spec(options["executor"])
         self.options = options
         self._otel_config = otel
         self._otel: Any = None  # the live OtelExport, from start() on

@@ -188,7 +188,11 @@ class Attempt:
         if self.end is not None:
             self.timer = clock.call_at(self.end, lambda: self._expire(me))
         try:
-            out = await self.lane.agent.run(ctx.task, ctx)
+            executor, agent = self.s.executor, self.lane.agent
+            if executor is None:
+                out = await agent.run(ctx.task, ctx)
+            else:  # the body runs elsewhere (swarm.executors): same outcome, same cancellation
+                out = await executor.run(agent, ctx.task, ctx)
         except BaseException as exc:
             if not self.expired:
                 raise

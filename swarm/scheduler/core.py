@@ -16,6 +16,7 @@ from swarm.agents import AgentRegistry
 from swarm.clock import Clock, SystemClock
 from swarm.errors import ConfigError, SchedulerClosed
 from swarm.events import EventBus
+from swarm.executors import Executor
 from swarm.models import Handoff, Result, RouterLike, Task, TaskStatus
 from swarm.policies import RetryPolicy
 from swarm.scheduler.attempts import Outcome, run_attempts
@@ -43,6 +44,9 @@ class Scheduler:
     cancellation is abandoned: its task fails at once; the body keeps its slots until it returns
     (the limits count bodies that run), counted in `stats["overdue"]` and logged.
 
+    `executor` (`swarm.executors`, e.g. `RayExecutor`) runs the bodies elsewhere; `start()`
+    starts it and `close()` closes it, after the last body.
+
     Its routing loop and workers live in one task group, started by `start()` (or the first
     task) and ended by `close()`. Raises `ConfigError` for a router without `version`/`blocking`.
     """
@@ -66,6 +70,7 @@ class Scheduler:
         run_id: str | None = None,
         tune_gc: bool = True,
         cancel_grace: float = 5.0,
+        executor: Executor | None = None,
     ) -> None:
         if not isinstance(router, RouterLike):
             raise ConfigError(
@@ -82,6 +87,8 @@ class Scheduler:
         self.run_id = run_id
         self.tune_gc = tune_gc
         self.cancel_grace = cancel_grace
+        self.executor = executor
+        """Where bodies run (`swarm.executors`); None: here, on this event loop."""
         self.slots = Slots(
             registry, concurrency=concurrency, max_queue=max_queue, spawn=self._spawn
         )
@@ -186,6 +193,8 @@ class Scheduler:
     async def start(self) -> None:
         """Start the routing loop and the task group that owns the workers (else: on the first
         task)."""
+        if self.executor is not None:
+            await self.executor.start()
         if self._supervisor is None:
             self._start()
         await asyncio.sleep(0)  # let the group open
@@ -339,6 +348,8 @@ class Scheduler:
                 log.warning("shutdown: agent bodies that ignore cancellation are still running")
             elif not self._supervisor.cancelled() and self._supervisor.exception() is not None:
                 raise self._supervisor.exception()  # type: ignore[misc]
+        if self.executor is not None:
+            await self.executor.close()
         if self.store is not None:
             await self.store.flush()
 

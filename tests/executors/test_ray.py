@@ -1,0 +1,168 @@
+"""RayExecutor on a real two-node Ray cluster (started once per session by `ray_cluster`):
+bodies run on the node they are pinned to, time out and cancel there, delegate back to the
+scheduler, send their spans to the store, and survive the death of their node. The test that
+kills the second node runs last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import remote_agents as ra
+
+from swarm import Swarm, TaskStatus
+from swarm.executors import RayExecutor
+from swarm.testing import FakeRouter
+from swarm.trace import TraceStore
+from swarm_examples.bank.db import Bank
+
+pytestmark = pytest.mark.slow
+
+AGENTS = [ra.where, ra.sleepy, ra.child, ra.parent, ra.passer, ra.flaky, ra.top_up]
+
+
+ON_SECOND_NODE = {"resources": {"node2": 0.01}}
+"""Actors go to the second node (its custom resource); those that replace a lost one anywhere."""
+
+
+def swarm_on(cluster: Any, store: TraceStore, **executor: Any) -> Swarm:
+    options = {"actor_options": ON_SECOND_NODE, "replacement_options": {}, **executor}
+    return Swarm(AGENTS, router=FakeRouter(), db=store, executor=RayExecutor(**options))
+
+
+async def warmed(swarm: Swarm, *agents: Any) -> dict[str, list[str]]:
+    """Start the agents' actors before the clock of a 1 s timeout runs; where they run."""
+    executor = swarm.scheduler.executor
+    assert isinstance(executor, RayExecutor)
+    return await executor.warm(agents)
+
+
+async def test_a_body_runs_on_the_node_it_is_pinned_to(ray_connected: Any, store) -> None:
+    async with swarm_on(ray_connected, store) as swarm:
+        result = await swarm.run("where am I", agent="where")
+    assert result.ok, result.error
+    second = ray_connected.nodes[1].node_id
+    assert result.output["node"] == second
+    import os
+
+    assert result.output["pid"] != os.getpid()
+    (agent_span,) = store.spans(task_id=result.task_id, kind="agent")
+    assert agent_span["attributes"]["ray_node"] == second
+
+
+async def test_spans_recorded_on_the_worker_reach_the_store(ray_connected: Any, store) -> None:
+    async with swarm_on(ray_connected, store) as swarm:
+        result = await swarm.run("where am I", agent="where")
+    spans = {s["name"]: s for s in store.spans(task_id=result.task_id)}
+    step, tool, agent_span = spans["remote-step"], spans["lookup"], spans["where"]
+    assert step["parent_id"] == agent_span["id"]  # hung from the driver's agent span
+    assert tool["parent_id"] == step["id"]
+    assert tool["attributes"]["arguments"] == {"customer": "C001"}
+    assert tool["attributes"]["output"]["pid"] == str(result.output["pid"])
+    assert step["attributes"]["found"]["customer"] == "C001"
+
+
+async def test_a_timeout_cancels_the_remote_body(ray_connected: Any, store, tmp_path) -> None:
+    marker = tmp_path / "cancelled"
+    async with swarm_on(ray_connected, store) as swarm:
+        await warmed(swarm, ra.sleepy)
+        result = await swarm.run("nap", agent="sleepy", payload={"marker": str(marker)})
+    assert result.status is TaskStatus.FAILED
+    assert result.error == "timed out after 1s"
+    # The body saw its cancellation on the worker, on the second node, before the task ended.
+    assert marker.read_text() == f"cancelled on {ray_connected.nodes[1].node_id}"
+    (nap,) = [s for s in store.spans(task_id=result.task_id) if s["name"] == "nap"]
+    assert nap["status"] == "cancelled"  # the cancelled body's spans came back too
+
+
+async def test_cancel_reaches_the_remote_body(ray_connected: Any, store, tmp_path) -> None:
+    import asyncio
+
+    marker = tmp_path / "cancelled"
+    async with swarm_on(ray_connected, store) as swarm:
+        await warmed(swarm, ra.sleepy)
+        handle = await swarm.submit("nap", agent="sleepy", payload={"marker": str(marker)})
+        await asyncio.sleep(0.5)
+        handle.cancel()
+        result = await handle
+    assert result.status is TaskStatus.CANCELLED
+    assert marker.read_text().startswith("cancelled on")
+
+
+async def test_delegation_and_handoff_from_a_remote_body(ray_connected: Any, store) -> None:
+    async with swarm_on(ray_connected, store) as swarm:
+        delegated = await swarm.run("family", agent="parent")
+        handed = await swarm.run("pass it on", agent="passer")
+    assert delegated.ok, delegated.error
+    texts = [c["text"] for c in delegated.output["children"]]
+    assert texts == ["first", "second"]
+    assert all(c["parent"] == delegated.task_id for c in delegated.output["children"])
+    children = store.children(delegated.task_id)
+    assert sorted(c["text"] for c in children) == ["first", "second"]
+    assert {c["status"] for c in children} == {"done"}
+    delegate_spans = store.spans(task_id=delegated.task_id, kind="delegate")
+    assert len(delegate_spans) == 2  # recorded on the worker, around the call to the driver
+    assert handed.ok and handed.hops == ["passer", "child"]
+    assert handed.output["text"] == "pass it on"
+
+
+async def test_retries_stay_the_schedulers(ray_connected: Any, store, tmp_path) -> None:
+    tries = tmp_path / "tries"
+    async with swarm_on(ray_connected, store) as swarm:
+        result = await swarm.run("flaky", agent="flaky", payload={"tries": str(tries)})
+    assert result.ok and result.output == 2
+    assert result.attempts == 2
+    (first,) = [s for s in store.spans(task_id=result.task_id, kind="agent") if s["status"] != "ok"]
+    assert "Retryable: first try fails" in first["error"] or "first try fails" in first["error"]
+
+
+async def test_killing_the_second_node_loses_nothing_and_repeats_nothing(
+    ray_connected: Any, store, tmp_path: Path
+) -> None:
+    """Runs last: the second node does not come back."""
+    import asyncio
+
+    bank_url = f"sqlite:///{tmp_path / 'bank.db'}"
+    bank = Bank.create(bank_url)
+    before = bank.accounts("C001")[0]["balance_cents"]
+    ledger = tmp_path / "ledger"
+    n = 12
+    executor = {"worker_services": {"bank": _bank_factory(bank_url)}}
+    async with swarm_on(ray_connected, store, **executor) as swarm:
+        where = await warmed(swarm, ra.top_up)
+        assert where == {"top_up": [ray_connected.nodes[1].node_id]}
+        handles = [
+            await swarm.submit(
+                f"top up {i}", agent="top_up", payload={"ledger": str(ledger), "wait": 3}
+            )
+            for i in range(n)
+        ]
+        # Every body has done its top-up and waits on the second node: kill that node.
+        for _ in range(300):
+            if ledger.exists() and len(ledger.read_text().splitlines()) >= n:
+                break
+            await asyncio.sleep(0.1)
+        lines = ledger.read_text().splitlines()
+        assert len(lines) == n
+        assert {line.split()[1] for line in lines} == {ray_connected.nodes[1].node_id}
+        ray_connected.kill_node(1)
+        results = [await h for h in handles]
+    assert [r.status for r in results] == [TaskStatus.DONE] * n, [r.error for r in results]
+    head = ray_connected.nodes[0].node_id
+    assert {r.output["node"] for r in results} == {head}  # retried on the head
+    assert all(r.output["repeated"] for r in results)  # the top-up had happened: not again
+    assert all(r.attempts == 1 for r in results)  # the loss did not use up the agent's retries
+    actions = bank.actions()
+    assert sorted(a["task_id"] for a in actions) == sorted(r.task_id for r in results)
+    assert bank.accounts("C001")[0]["balance_cents"] == before + 100 * n
+    assert len(ledger.read_text().splitlines()) == 2 * n  # each body ran twice, applied once
+    losses = store.spans(kind="executor")
+    assert {s["task_id"] for s in losses} == {r.task_id for r in results}
+    bank.close()
+
+
+def _bank_factory(url: str) -> Any:
+    import functools
+
+    return functools.partial(Bank, url)
