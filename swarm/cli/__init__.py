@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from swarm.cli.common import (
     DB_OPTION,
+    EXECUTOR_OPTION,
     MODELS_OPTION,
     ROUTER_OPTION,
     importable_cwd,
@@ -115,6 +116,7 @@ def _json_out(obj: Any) -> None:
 @ROUTER_OPTION
 @MODELS_OPTION
 @DB_OPTION
+@EXECUTOR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on the last line.")
 def run(
     texts: tuple[str, ...],
@@ -126,12 +128,14 @@ def run(
     router_spec: str,
     models_dir: str,
     db: str,
+    executor_spec: str | None,
     as_json: bool,
 ) -> None:
     """Route and run TEXTS (or the lines of --file); print each decision and result."""
     import asyncio
 
     from swarm.cli.views import DecisionView, ResultView
+    from swarm.executors import executor_from_spec
     from swarm.swarm import Swarm
 
     items = list(texts)
@@ -142,6 +146,7 @@ def run(
     out = console()
     importable_cwd()
     registry = registry_for(agents_spec)
+    executor = executor_from_spec(executor_spec)
     router = load_router(router_spec, registry, models_dir, out) if not forced else _NoRouter()
     swarm = Swarm(
         registry,
@@ -149,7 +154,8 @@ def run(
         db=db,
         llm=llm_from_env(),
         concurrency=concurrency,
-        run_meta={"router": router_spec, "agents": agents_spec},
+        executor=executor,
+        run_meta={"router": router_spec, "agents": agents_spec, "executor": repr(executor) if executor else "local"},
     )
 
     store_error: list[StoreError] = []

@@ -16,6 +16,7 @@ from swarm.paths import DEFAULT_MODELS_DIR
 
 __all__ = [
     "DB_OPTION",
+    "EXECUTOR_OPTION",
     "MODELS_OPTION",
     "ROUTER_OPTION",
     "default_db_url",
@@ -59,6 +60,14 @@ ROUTER_OPTION = click.option(
     show_default=True,
     help="auto (the trained router for these agents, trained on first use), keyword (no model), "
     "or a router artifact folder.",
+)
+EXECUTOR_OPTION = click.option(
+    "--executor",
+    "executor_spec",
+    default=None,
+    help="Where agent bodies run: local (this process), ray (the cluster `ray start` made here, "
+    "or $RAY_ADDRESS), ray://HOST:PORT (Ray Client) or ray:HOST:PORT. Default $SWARM_EXECUTOR, "
+    "else local.",
 )
 MODELS_OPTION = click.option(
     "--models-dir",

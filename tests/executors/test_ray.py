@@ -117,6 +117,35 @@ async def test_retries_stay_the_schedulers(ray_connected: Any, store, tmp_path) 
     assert "Retryable: first try fails" in first["error"] or "first try fails" in first["error"]
 
 
+def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path) -> None:
+    """`swarm run --executor ray:ADDRESS`: a process of its own, connected to the cluster."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import HERE, ROOT
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    command = [
+        str(Path(sys.executable).with_name("swarm")), "run", "where am I", "--agent", "where",
+        "--agents", "remote_agents", "--db", db, "--json",
+        "--executor", f"ray:{ray_connected.address}",
+    ]  # fmt: skip
+    path = os.pathsep.join([str(HERE), str(ROOT), str(ROOT / "examples")])
+    env = {**os.environ, "PYTHONPATH": path}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = json.loads(done.stdout.strip().splitlines()[-1])["results"]
+    assert result["status"] == "done"
+    assert result["output"]["node"] in {n.node_id for n in ray_connected.nodes}
+    assert result["output"]["pid"] != os.getpid()
+    with TraceStore(db) as store:
+        (agent_span,) = store.spans(kind="agent")
+        assert agent_span["attributes"]["ray_node"] == result["output"]["node"]
+        assert {s["name"] for s in store.spans()} >= {"where", "remote-step", "lookup"}
+
+
 async def test_killing_the_second_node_loses_nothing_and_repeats_nothing(
     ray_connected: Any, store, tmp_path: Path
 ) -> None:
