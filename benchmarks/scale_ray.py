@@ -1,14 +1,16 @@
 """Agents on Ray against agents in process, on the same load: each task waits `io_ms` (simulated
 I/O) and computes for `cpu_ms`. Starts its own Ray cluster on this machine (swarm.testing.ray:
-`nodes` nodes of one CPU each, the agent's pool one actor per node). Last line: one JSON object.
+`nodes` nodes of one CPU each, each agent one actor per node). Last line: one JSON object.
 
     python benchmarks/scale_ray.py --nodes 1 --tasks 2000 [--io-ms 20 --cpu-ms 2]
 
 `measure_ray(nodes, tasks, io_ms, cpu_ms)` is what benchmarks/scale.py calls. Its keys:
 tasks_per_s, p50_ms, p95_ms (submit to result, all tasks submitted at once), lost (tasks without a
 done result), twice (tasks whose body ran more than once), overhead_ms (the latency the Ray path
-adds to one task, run one at a time: median Ray latency minus median local latency), the local
-figures on the same load (local_tasks_per_s, local_p50_ms, local_p95_ms), and where the actors ran.
+adds to one task, run one at a time: median Ray latency minus median local latency, the two
+alternating), overhead_noop_ms (the same for a body that does nothing), ray_floor_ms (Ray's own
+round trip to an async actor, for scale), the local
+figures on the same load (local_tasks_per_s, local_p50_ms, local_p95_ms), and on how many nodes the actors ran.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from swarm import Swarm, TaskStatus
 from swarm.agents import FunctionAgent
@@ -53,46 +57,79 @@ def load_agent(io_ms: float, cpu_ms: float, ledger: str, concurrency: int) -> Fu
     )
 
 
-async def one_run(
-    agent: FunctionAgent, tasks: int, sequential: int, db: str, executor: RayExecutor | None
-) -> dict[str, Any]:
-    """Latency of `sequential` tasks one at a time, then `tasks` submitted at once."""
-    out: dict[str, Any] = {}
-    async with Swarm(
-        [agent], router=FakeRouter(default="work"), db=db, executor=executor, concurrency=512
-    ) as swarm:
-        if executor is not None:
-            out["actors_on"] = (await executor.warm([agent]))["work"]
-        for _ in range(20):  # warm up
-            await swarm.run("warm up")
-        one = []
-        for _ in range(sequential):
-            t = time.perf_counter()
-            await swarm.run("one at a time")
-            one.append((time.perf_counter() - t) * 1000)
-        out["one_p50_ms"] = statistics.median(one)
+async def load(swarm: Swarm, tasks: int) -> dict[str, Any]:
+    """`tasks` submitted at once: rate, latency from submit to result, and the ids."""
+    latencies: list[float] = []
+    results = []
 
-        latencies: list[float] = []
-        results = []
+    async def timed(handle: Any, t0: float) -> None:
+        results.append(await handle)
+        latencies.append((time.perf_counter() - t0) * 1000)
 
-        async def timed(handle: Any, t0: float) -> None:
-            results.append(await handle)
-            latencies.append((time.perf_counter() - t0) * 1000)
-
-        start = time.perf_counter()
-        waits = []
-        for _ in range(tasks):
-            waits.append(timed(await swarm.submit("load"), time.perf_counter()))
-        await asyncio.gather(*waits)
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    waits = [timed(await swarm.submit("load"), time.perf_counter()) for _ in range(tasks)]
+    await asyncio.gather(*waits)
+    elapsed = time.perf_counter() - start
     latencies.sort()
-    out.update(
-        tasks_per_s=tasks / elapsed,
-        p50_ms=latencies[len(latencies) // 2],
-        p95_ms=latencies[int(len(latencies) * 0.95)],
-        lost=tasks - sum(r.status is TaskStatus.DONE for r in results),
-        ids=[r.task_id for r in results],
-    )
+    return {
+        "tasks_per_s": tasks / elapsed,
+        "p50_ms": latencies[len(latencies) // 2],
+        "p95_ms": latencies[int(len(latencies) * 0.95)],
+        "lost": tasks - sum(r.status is TaskStatus.DONE for r in results),
+        "ids": [r.task_id for r in results],
+    }
+
+
+async def _noop(task: Any, ctx: Any) -> str:
+    return "ok"
+
+
+noop = FunctionAgent(_noop, name="noop", description="does nothing", max_concurrency=8)
+
+
+class _Echo:
+    async def echo(self, x: Any) -> Any:
+        return x
+
+
+async def ray_floor_ms(n: int) -> float:
+    """Ray's own round trip: the median of `n` calls, one at a time, of an async actor method
+    that returns its argument (what any Ray path pays, swarm or not)."""
+    import ray
+
+    echo = ray.remote(num_cpus=0)(_Echo).remote()
+    await echo.echo.remote(0)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        await echo.echo.remote(i)
+        times.append((time.perf_counter() - t) * 1000)
+    ray.kill(echo)
+    return statistics.median(times)
+
+
+async def compare(
+    local: Swarm, remote: Swarm, executor: RayExecutor, tasks: int, sequential: int
+) -> dict[str, Any]:
+    """One task at a time, alternating in process and on Ray (so that a busy machine slows both
+    alike), then the load through each."""
+    out: dict[str, Any] = {}
+    async with local, remote:
+        out["actors_on"] = (await executor.warm(remote.registry))["work"]
+        for _ in range(20):
+            await local.run("warm up")
+            await remote.run("warm up")
+        one: dict[str, list[float]] = {"local": [], "ray": [], "local_noop": [], "ray_noop": []}
+        for _ in range(sequential):
+            for name, swarm in (("local", local), ("ray", remote)):
+                for kind, agent in (("", "work"), ("_noop", "noop")):
+                    t = time.perf_counter()
+                    await swarm.run("one at a time", agent=agent)
+                    one[name + kind].append((time.perf_counter() - t) * 1000)
+        out["one_p50_ms"] = {k: statistics.median(v) for k, v in one.items()}
+        out["floor_ms"] = await ray_floor_ms(sequential)
+        out["local"] = await load(local, tasks)
+        out["ray"] = await load(remote, tasks)
     return out
 
 
@@ -105,45 +142,54 @@ def measure_ray(
     sequential: int = 200,
     concurrency: int = 64,
 ) -> dict[str, Any]:
-    """Run the load in process, then on a new `nodes`-node Ray cluster; see the module doc."""
+    """Start a `nodes`-node Ray cluster and run the load in process and on it; see the module
+    doc. The trace store is a SQLite file for each (the same work on both paths)."""
     with tempfile.TemporaryDirectory(prefix="swarm-scale-ray-") as tmp:
-        local_ledger, ray_ledger = f"{tmp}/local.ledger", f"{tmp}/ray.ledger"
-        local = asyncio.run(
-            one_run(
-                load_agent(io_ms, cpu_ms, local_ledger, concurrency),
-                tasks, sequential, f"sqlite:///{tmp}/local.db", None,
-            )
-        )  # fmt: skip
+        ledger = f"{tmp}/ray.ledger"
         with TemporaryRayCluster(nodes=nodes, path=[HERE, ROOT]) as cluster:
-            executor = RayExecutor(cluster.address, replicas=nodes)
-            remote = asyncio.run(
-                one_run(
-                    load_agent(io_ms, cpu_ms, ray_ledger, concurrency),
-                    tasks, sequential, f"sqlite:///{tmp}/ray.db", executor,
-                )
+            # One actor of each agent on each node, pinned (hard: the benchmark kills no node).
+            pinned = [
+                {"scheduling_strategy": NodeAffinitySchedulingStrategy(n.node_id, soft=False)}
+                for n in cluster.nodes
+            ]
+            executor = RayExecutor(cluster.address, actor_options=pinned)
+            router = FakeRouter(default="work")
+            local = Swarm(
+                [load_agent(io_ms, cpu_ms, f"{tmp}/local.ledger", concurrency), noop],
+                router=router, db=f"sqlite:///{tmp}/local.db", concurrency=512,
             )  # fmt: skip
-            node_ids = [n.node_id for n in cluster.nodes]
-        runs = Counter(Path(ray_ledger).read_text().split())
-    load_ids = set(remote["ids"])
+            remote = Swarm(
+                [load_agent(io_ms, cpu_ms, ledger, concurrency), noop],
+                router=router, db=f"sqlite:///{tmp}/ray.db", concurrency=512, executor=executor,
+            )  # fmt: skip
+            got = asyncio.run(compare(local, remote, executor, tasks, sequential))
+            cluster_nodes = len(cluster.nodes)
+        runs = Counter(Path(ledger).read_text().split())
+    ray_load, local_load = got["ray"], got["local"]
+    ids = set(ray_load["ids"])
     return {
         "nodes": nodes,
         "tasks": tasks,
         "io_ms": io_ms,
         "cpu_ms": cpu_ms,
-        "tasks_per_s": round(remote["tasks_per_s"], 1),
-        "p50_ms": round(remote["p50_ms"], 2),
-        "p95_ms": round(remote["p95_ms"], 2),
-        "lost": remote["lost"] + sum(1 for i in load_ids if runs[i] == 0),
-        "twice": sum(1 for i in load_ids if runs[i] > 1),
-        "overhead_ms": round(remote["one_p50_ms"] - local["one_p50_ms"], 3),
-        "one_at_a_time_p50_ms": round(remote["one_p50_ms"], 3),
-        "local_one_at_a_time_p50_ms": round(local["one_p50_ms"], 3),
-        "local_tasks_per_s": round(local["tasks_per_s"], 1),
-        "local_p50_ms": round(local["p50_ms"], 2),
-        "local_p95_ms": round(local["p95_ms"], 2),
-        "local_lost": local["lost"],
-        "actor_nodes": len(set(remote["actors_on"])),
-        "cluster_nodes": len(node_ids),
+        "tasks_per_s": round(ray_load["tasks_per_s"], 1),
+        "p50_ms": round(ray_load["p50_ms"], 2),
+        "p95_ms": round(ray_load["p95_ms"], 2),
+        "lost": ray_load["lost"] + sum(1 for i in ids if runs[i] == 0),
+        "twice": sum(1 for i in ids if runs[i] > 1),
+        "overhead_ms": round(got["one_p50_ms"]["ray"] - got["one_p50_ms"]["local"], 3),
+        "one_at_a_time_p50_ms": round(got["one_p50_ms"]["ray"], 3),
+        "local_one_at_a_time_p50_ms": round(got["one_p50_ms"]["local"], 3),
+        "ray_floor_ms": round(got["floor_ms"], 3),
+        "overhead_noop_ms": round(
+            got["one_p50_ms"]["ray_noop"] - got["one_p50_ms"]["local_noop"], 3
+        ),
+        "local_tasks_per_s": round(local_load["tasks_per_s"], 1),
+        "local_p50_ms": round(local_load["p50_ms"], 2),
+        "local_p95_ms": round(local_load["p95_ms"], 2),
+        "local_lost": local_load["lost"],
+        "actor_nodes": len(set(got["actors_on"])),
+        "cluster_nodes": cluster_nodes,
     }
 
 

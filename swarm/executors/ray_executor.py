@@ -13,7 +13,7 @@ import contextvars
 import io
 import logging
 import pickle
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,9 @@ LOST: tuple[type[BaseException], ...] = (
 CONTROL_CALLS = 8
 """Actor concurrency kept for the executor's own calls (poll, reply, leftover) beside bodies."""
 
-ActorOptions = Mapping[str, Any] | Callable[["Agent"], Mapping[str, Any]]
+ActorOptions = (
+    Mapping[str, Any] | Sequence[Mapping[str, Any]] | Callable[["Agent"], Mapping[str, Any]]
+)
 
 
 @dataclass(eq=False)
@@ -58,6 +60,7 @@ class _Actor:
     """One actor of an agent's pool, the calls it runs, and the loop serving its outbox."""
 
     handle: Any
+    replacing: dict[str, Any]  # the options of the actor that replaces it
     inflight: int = 0
     server: asyncio.Task[None] | None = None
     dead: bool = False
@@ -66,10 +69,8 @@ class _Actor:
 @dataclass(eq=False)
 class _Pool:
     agent: Agent
-    options: dict[str, Any]
     actors: list[_Actor] = field(default_factory=list)
     turn: int = 0
-    replacement: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -90,8 +91,9 @@ class RayExecutor:
     - `replicas`: actors per agent (default 1); each runs up to the agent's `max_concurrency`
       bodies at once (async methods). Calls go to the actor with the fewest running.
     - `actor_options`: extra `.options()` for the actors (`num_cpus`, `resources`,
-      `scheduling_strategy`, `runtime_env` ...), one mapping for all agents or a function of the
-      agent. Default: `num_cpus=0` (bodies are mostly I/O; the agent limits bound them) and the
+      `scheduling_strategy`, `runtime_env` ...): one mapping for every actor, a function of the
+      agent, or a list with one mapping per replica (its length is then the number of replicas:
+      e.g. one actor pinned to each node). Default: `num_cpus=0` (bodies are mostly I/O; the agent limits bound them) and the
       "SPREAD" strategy, so a pool spreads over the nodes.
     - `replacement_options`: the same for an actor that replaces a lost one (default:
       `actor_options`). Pin to a node with a custom resource (`{"resources": {"gpu-box": 0.01}}`)
@@ -172,7 +174,9 @@ class RayExecutor:
             if not ray.is_initialized():
                 options = {"log_to_driver": False, "logging_level": logging.WARNING}
                 options.update(self.init_options)
-                await asyncio.to_thread(ray.init, address=self.address, **options)
+                # On this thread (seconds, once, before any body): Ray wants its signal handlers
+                # on the main thread.
+                ray.init(address=self.address, **options)
                 self._owns_ray = True
             self._worker_class = ray.remote(AgentWorker)
             self._started = True
@@ -299,22 +303,34 @@ class RayExecutor:
     def _pool(self, agent: Agent) -> _Pool:
         pool = self._pools.get(agent.name)
         if pool is None:
-            options = self._options(agent, self.actor_options)
-            pool = self._pools[agent.name] = _Pool(agent, options)
-            pool.replacement = self._options(agent, self.replacement_options)
-            for _ in range(self.replicas):
-                pool.actors.append(self._new_actor(pool, pool.options))
+            each = self._options(agent, self.actor_options)
+            again = self._options(agent, self.replacement_options)
+            pool = self._pools[agent.name] = _Pool(agent)
+            for i, options in enumerate(each):
+                replacing = again[i] if len(again) == len(each) else again[0]
+                pool.actors.append(self._new_actor(pool, options, replacing))
         return pool
 
-    def _options(self, agent: Agent, extra: ActorOptions | None) -> dict[str, Any]:
-        options: dict[str, Any] = {"num_cpus": 0, "scheduling_strategy": "SPREAD"}
+    def _options(self, agent: Agent, extra: ActorOptions | None) -> list[dict[str, Any]]:
+        """The `.options()` of each replica of `agent`'s pool."""
         if callable(extra):
             extra = extra(agent)
-        options.update(extra or {})
-        options["max_concurrency"] = agent.max_concurrency + CONTROL_CALLS
+        if isinstance(extra, Sequence):
+            each = [dict(e) for e in extra]
+        else:
+            each = [dict(extra or {})] * self.replicas
+        if not each:
+            raise ConfigError(f"RayExecutor: no actor options for agent {agent.name!r}")
+        options = []
+        for own in each:
+            made: dict[str, Any] = {"num_cpus": 0, "scheduling_strategy": "SPREAD", **own}
+            made["max_concurrency"] = agent.max_concurrency + CONTROL_CALLS
+            options.append(made)
         return options
 
-    def _new_actor(self, pool: _Pool, options: dict[str, Any]) -> _Actor:
+    def _new_actor(
+        self, pool: _Pool, options: dict[str, Any], replacing: dict[str, Any]
+    ) -> _Actor:
         try:
             handle = self._worker_class.options(**options).remote(
                 pool.agent, self.worker_services
@@ -323,7 +339,7 @@ class RayExecutor:
             raise ConfigError(
                 f"agent {pool.agent.name!r} ({pool.agent.origin}) cannot be sent to Ray: {exc}"
             ) from exc
-        actor = _Actor(handle)
+        actor = _Actor(handle, replacing=replacing)
         server = asyncio.get_running_loop().create_task(
             self._serve(actor), context=contextvars.Context()
         )
@@ -347,7 +363,8 @@ class RayExecutor:
             actor.server.cancel()
         ray.kill(actor.handle, no_restart=True)
         if actor in pool.actors:
-            pool.actors[pool.actors.index(actor)] = self._new_actor(pool, pool.replacement)
+            fresh = self._new_actor(pool, actor.replacing, actor.replacing)
+            pool.actors[pool.actors.index(actor)] = fresh
 
     # ---- the way back: calls from remote bodies to the scheduler --------------------------
 

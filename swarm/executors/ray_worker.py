@@ -94,7 +94,10 @@ class AgentWorker:
     def __init__(
         self, agent: Any, worker_services: Mapping[str, Callable[[], Any]] | None = None
     ) -> None:
+        import ray
+
         self.agent = agent
+        self.node_id = str(ray.get_runtime_context().get_node_id())
         self.local_services = {k: make() for k, make in (worker_services or {}).items()}
         self.services: dict[str, dict[str, Any]] = {}  # shipped services, by object ref
         self._outbox: asyncio.Queue[Call] | None = None
@@ -118,9 +121,7 @@ class AgentWorker:
     ) -> Returned:
         """Run the body once; never raises for what the body raised (it goes back as a value,
         with its traceback, so its spans come back too)."""
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
+        node = self.node_id
         sink = _Spans()
         ctx = Context(
             task,
@@ -196,9 +197,8 @@ class AgentWorker:
         return self.leftovers.pop(call_id, [])
 
     async def node(self) -> str:
-        import ray
-
-        return str(ray.get_runtime_context().get_node_id())
+        """The Ray node id this actor runs on (also: an answer once the actor is up)."""
+        return self.node_id
 
 
 def portable(exc: BaseException) -> BaseException:
