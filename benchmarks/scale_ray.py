@@ -9,8 +9,8 @@ tasks_per_s, p50_ms, p95_ms (submit to result, all tasks submitted at once), los
 done result), twice (tasks whose body ran more than once), overhead_ms (the latency the Ray path
 adds to one task, run one at a time: median Ray latency minus median local latency, the two
 alternating), overhead_noop_ms (the same for a body that does nothing), ray_floor_ms (Ray's own
-round trip to an async actor, for scale), the local
-figures on the same load (local_tasks_per_s, local_p50_ms, local_p95_ms), and on how many nodes the actors ran.
+round trip to an async actor, for scale), the local figures on the same load (local_tasks_per_s,
+local_p50_ms, local_p95_ms), and on how many nodes the actors ran.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def load_agent(io_ms: float, cpu_ms: float, ledger: str, concurrency: int) -> Fu
         end = time.perf_counter() + cpu_ms / 1000
         while time.perf_counter() < end:
             pass
-        with open(ledger, "a") as f:
+        # A 27-byte append: cheaper than a hop to a thread, and the same on both paths.
+        with open(ledger, "a") as f:  # noqa: ASYNC230
             f.write(task.id + "\n")
         return "ok"
 
@@ -204,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     figures = measure_ray(
         args.nodes, args.tasks, args.io_ms, args.cpu_ms, sequential=args.sequential
     )
-    figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    figures["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    )
     figures["threads"] = os.environ.get("OMP_NUM_THREADS", "unset")
     print(json.dumps(figures))
 

@@ -155,7 +155,11 @@ def run(
         llm=llm_from_env(),
         concurrency=concurrency,
         executor=executor,
-        run_meta={"router": router_spec, "agents": agents_spec, "executor": repr(executor) if executor else "local"},
+        run_meta={
+            "router": router_spec,
+            "agents": agents_spec,
+            "executor": repr(executor) if executor else "local",
+        },
     )
 
     store_error: list[StoreError] = []

@@ -29,7 +29,7 @@ from ray.exceptions import (
 
 from swarm.context import Context, Span, SpanSink, context_ends, current_span
 from swarm.errors import ConfigError, SchedulerClosed, WorkerLost
-from swarm.executors.ray_worker import CTX_ID, AgentWorker, Call, Reply, Returned
+from swarm.executors.ray_worker import CTX_ID, AgentWorker, Call, Reply
 from swarm.models import Task, new_id
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ LOST: tuple[type[BaseException], ...] = (
     ObjectLostError,  # OwnerDiedError included
 )
 """Ray's errors that mean the worker, not the body, failed: the body is run again elsewhere."""
+
+STOPPED: tuple[type[BaseException], ...] = (TaskCancelledError, *LOST)
 
 CONTROL_CALLS = 8
 """Actor concurrency kept for the executor's own calls (poll, reply, leftover) beside bodies."""
@@ -93,8 +95,8 @@ class RayExecutor:
     - `actor_options`: extra `.options()` for the actors (`num_cpus`, `resources`,
       `scheduling_strategy`, `runtime_env` ...): one mapping for every actor, a function of the
       agent, or a list with one mapping per replica (its length is then the number of replicas:
-      e.g. one actor pinned to each node). Default: `num_cpus=0` (bodies are mostly I/O; the agent limits bound them) and the
-      "SPREAD" strategy, so a pool spreads over the nodes.
+      e.g. one actor pinned to each node). Default: `num_cpus=0` (bodies are mostly I/O; the
+      agent's limits bound them) and the "SPREAD" strategy.
     - `replacement_options`: the same for an actor that replaces a lost one (default:
       `actor_options`). Pin to a node with a custom resource (`{"resources": {"gpu-box": 0.01}}`)
       and give replacements none, so that they may run anywhere once that node is gone (Ray's
@@ -172,7 +174,7 @@ class RayExecutor:
             if self._started:
                 return
             if not ray.is_initialized():
-                options = {"log_to_driver": False, "logging_level": logging.WARNING}
+                options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
                 options.update(self.init_options)
                 # On this thread (seconds, once, before any body): Ray wants its signal handlers
                 # on the main thread.
@@ -265,18 +267,20 @@ class RayExecutor:
             raise value
         return value
 
-    async def _cancelled(self, actor: _Actor, ref: Any, call_id: str, sink: SpanSink | None) -> None:
+    async def _cancelled(
+        self, actor: _Actor, ref: Any, call_id: str, sink: SpanSink | None
+    ) -> None:
         """The awaiting task was cancelled: cancel the remote call, wait until it has stopped
         (so the slot it holds is freed when its body is), and keep the spans it made."""
         ray.cancel(ref)
         try:
             await ref
-        except (TaskCancelledError, *LOST):
+        except STOPPED:
             pass
-        except Exception:  # it finished (or failed) before the cancellation reached it
+        except Exception:  # it failed before the cancellation reached it
             pass
         else:
-            return
+            return  # it finished before the cancellation reached it: its spans are lost
         try:
             _record(sink, await actor.handle.leftover.remote(call_id))
         except LOST:
@@ -328,13 +332,9 @@ class RayExecutor:
             options.append(made)
         return options
 
-    def _new_actor(
-        self, pool: _Pool, options: dict[str, Any], replacing: dict[str, Any]
-    ) -> _Actor:
+    def _new_actor(self, pool: _Pool, options: dict[str, Any], replacing: dict[str, Any]) -> _Actor:
         try:
-            handle = self._worker_class.options(**options).remote(
-                pool.agent, self.worker_services
-            )
+            handle = self._worker_class.options(**options).remote(pool.agent, self.worker_services)
         except (TypeError, pickle.PicklingError) as exc:
             raise ConfigError(
                 f"agent {pool.agent.name!r} ({pool.agent.origin}) cannot be sent to Ray: {exc}"
@@ -385,7 +385,8 @@ class RayExecutor:
                     if pending is not None and request in pending.answering:
                         pending.answering[request].cancel()
                 elif pending is None:
-                    self._own(self._reply(actor, request, (False, _ended(call_id))))
+                    late = self._reply(actor, request, (False, _ended(call_id)))
+                    self._own(asyncio.get_running_loop().create_task(late))
                 else:
                     answer = asyncio.get_running_loop().create_task(
                         self._answer(actor, pending, request, name, args, kwargs)

@@ -115,7 +115,7 @@ class TemporaryRayCluster:
                 os.environ[key] = value
 
     def start(self) -> None:
-        for i in range(self.n):
+        for _ in range(self.n):
             self.add_node()
         self._learn_node_ids()
 

@@ -18,6 +18,23 @@ def node_id() -> str:
     return str(ray.get_runtime_context().get_node_id())
 
 
+# Tiny file writes, done in line (the tests read them): sync helpers, not worth a thread.
+def write(path: str | Path, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def append(path: str | Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
+
+
+def bump(path: str | Path) -> int:
+    """Add one to the count kept in `path`; the new count."""
+    n = int(Path(path).read_text()) + 1 if Path(path).exists() else 1
+    Path(path).write_text(str(n))
+    return n
+
+
 def lookup(customer: str) -> dict[str, str]:
     return {"customer": customer, "pid": str(os.getpid())}
 
@@ -34,12 +51,11 @@ async def where(task, ctx):
 @agent(timeout=1.0)
 async def sleepy(task, ctx):
     """Sleeps far past its timeout; records, on the worker, that it was cancelled."""
-    marker = Path(task.payload["marker"])
     async with ctx.span("tool", "nap"):
         try:
             await asyncio.sleep(task.payload.get("nap", 60))
         except asyncio.CancelledError:
-            marker.write_text(f"cancelled on {node_id()}")
+            write(task.payload["marker"], f"cancelled on {node_id()}")
             raise
     return "woke up"
 
@@ -66,9 +82,7 @@ async def passer(task, ctx):
 @agent(timeout=30, retries=2)
 async def flaky(task, ctx):
     """Fails its first attempt with a retryable error (counted in a file)."""
-    tries = Path(task.payload["tries"])
-    n = int(tries.read_text()) + 1 if tries.exists() else 1
-    tries.write_text(str(n))
+    n = bump(task.payload["tries"])
     if n == 1:
         raise Retryable("first try fails")
     return n
@@ -80,7 +94,6 @@ async def top_up(task, ctx):
     per body, then waits: a node killed during the wait loses a body whose effect is done."""
     bank: Bank = ctx.services["bank"]
     done = await asyncio.to_thread(bank.top_up, task.id, "C001", 100)
-    with open(task.payload["ledger"], "a") as ledger:
-        ledger.write(f"{task.id} {node_id()} {done['repeated']}\n")
+    append(task.payload["ledger"], f"{task.id} {node_id()} {done['repeated']}\n")
     await asyncio.sleep(task.payload.get("wait", 0))
     return {"node": node_id(), "repeated": done["repeated"]}

@@ -63,7 +63,9 @@ async def test_the_scheduler_hands_bodies_to_its_executor() -> None:
 
 async def test_a_timeout_cancels_what_the_executor_awaits(clock: VirtualClock) -> None:
     executor = Recording()
-    s = Scheduler(AgentRegistry([hangs]), FakeRouter(default="hangs"), executor=executor, clock=clock)
+    s = Scheduler(
+        AgentRegistry([hangs]), FakeRouter(default="hangs"), executor=executor, clock=clock
+    )
     result = await s.run("forever")
     await s.close()
     assert result.status is TaskStatus.FAILED
