@@ -142,9 +142,11 @@ def measure_ray(
     *,
     sequential: int = 200,
     concurrency: int = 64,
+    traced: bool = True,
 ) -> dict[str, Any]:
     """Start a `nodes`-node Ray cluster and run the load in process and on it; see the module
-    doc. The trace store is a SQLite file for each (the same work on both paths)."""
+    doc. `traced`: each swarm has a SQLite trace store (the same work on both paths); else
+    none."""
     with tempfile.TemporaryDirectory(prefix="swarm-scale-ray-") as tmp:
         ledger = f"{tmp}/ray.ledger"
         with TemporaryRayCluster(nodes=nodes, path=[HERE, ROOT]) as cluster:
@@ -157,11 +159,12 @@ def measure_ray(
             router = FakeRouter(default="work")
             local = Swarm(
                 [load_agent(io_ms, cpu_ms, f"{tmp}/local.ledger", concurrency), noop],
-                router=router, db=f"sqlite:///{tmp}/local.db", concurrency=512,
+                router=router, db=f"sqlite:///{tmp}/local.db" if traced else None, concurrency=512,
             )  # fmt: skip
             remote = Swarm(
                 [load_agent(io_ms, cpu_ms, ledger, concurrency), noop],
-                router=router, db=f"sqlite:///{tmp}/ray.db", concurrency=512, executor=executor,
+                router=router, db=f"sqlite:///{tmp}/ray.db" if traced else None, concurrency=512,
+                executor=executor,
             )  # fmt: skip
             got = asyncio.run(compare(local, remote, executor, tasks, sequential))
             cluster_nodes = len(cluster.nodes)
@@ -171,6 +174,7 @@ def measure_ray(
     return {
         "nodes": nodes,
         "tasks": tasks,
+        "traced": traced,
         "io_ms": io_ms,
         "cpu_ms": cpu_ms,
         "tasks_per_s": round(ray_load["tasks_per_s"], 1),
@@ -201,9 +205,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--io-ms", type=float, default=20.0)
     parser.add_argument("--cpu-ms", type=float, default=2.0)
     parser.add_argument("--sequential", type=int, default=200, help="tasks one at a time")
+    parser.add_argument("--untraced", action="store_true", help="no trace store on either path")
     args = parser.parse_args(argv)
     figures = measure_ray(
-        args.nodes, args.tasks, args.io_ms, args.cpu_ms, sequential=args.sequential
+        args.nodes,
+        args.tasks,
+        args.io_ms,
+        args.cpu_ms,
+        sequential=args.sequential,
+        traced=not args.untraced,
     )
     figures["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
