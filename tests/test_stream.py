@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from swarm import Agent, Handoff, Retryable, RetryPolicy, Swarm, TaskStatus, TraceStore, agent
-from swarm.events import Event
+from swarm.events import Event, EventBus
 from swarm.llm import LLMAgent
 from swarm.testing import FakeRouter, ScriptedLLM
 
@@ -29,6 +29,12 @@ def lookup(code: str) -> str:
 @agent
 async def cards(task, ctx):
     return await ctx.tool(lookup, code="4821")
+
+
+class Teller(LLMAgent):
+    name = "teller"
+    description = "Tells things"
+    stream = True
 
 
 @pytest.fixture(params=["untraced", "traced"])
@@ -296,22 +302,31 @@ async def test_a_slow_subscriber_never_holds_up_the_scheduler() -> None:
         assert kinds(events) == ["queued", "routed", "started", "span:agent", "done"]
 
 
-async def test_nobody_listening_publishes_nothing(db: str | None) -> None:
-    async with swarm_of([cards], db) as swarm:
-        result = await swarm.run("card lost")
-        assert result.ok
-        probe = swarm.events.subscribe()
-        probe.close()
-        assert [e async for e in probe] == []
-        # Numbering starts at 1 with the first event anyone received: nothing was built before.
-        events = await collect(swarm, "card again")
-    assert events[0].seq == 1
+async def test_nobody_listening_builds_no_event(
+    db: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    emit_task = EventBus.emit_task
 
+    def counting(self: EventBus, kind: str, task: Any, data: dict[str, Any]) -> None:
+        built.append(kind)
+        emit_task(self, kind, task, data)
 
-class Teller(LLMAgent):
-    name = "teller"
-    description = "Tells things"
-    stream = True
+    monkeypatch.setattr(EventBus, "emit_task", counting)
+
+    @agent
+    async def planner(task, ctx):
+        return (await ctx.delegate("card 7", agent="cards")).output
+
+    llm = ScriptedLLM(["It will rain."] * 2)
+    async with swarm_of([planner, cards, Teller()], db, llm=llm) as swarm:
+        for text in ("plan it", "card lost", "meaning of life"):
+            assert (await swarm.run(text)).status is not TaskStatus.FAILED
+        assert (await swarm.run("weather?", agent="teller")).output == "It will rain."
+        assert built == []  # every step checks `events.active` before building anything
+        events = await collect(swarm, "weather?", agent="teller")
+    assert built == [e.kind for e in events] and "token" in built
+    assert events[0].seq == 1  # nothing was numbered before anyone listened
 
 
 async def test_a_streaming_llm_agent_publishes_its_tokens(db: str | None) -> None:
