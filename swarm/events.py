@@ -153,11 +153,10 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._seq = itertools.count(1)
         self.max_buffer = max_buffer
-
-    @property
-    def active(self) -> bool:
-        """Whether anyone listens: publishers may skip building events when not."""
-        return bool(self._subscriptions)
+        self.active = False
+        """Whether anyone listens: publishers skip building events when not. A plain attribute
+        (kept by `subscribe` and the end of a subscription), not a property: the scheduler reads
+        it several times per task, and a property call costs ten times as much."""
 
     def subscribe(
         self, task_id: str | None = None, *, max_buffer: int | None = None
@@ -167,6 +166,7 @@ class EventBus:
         Subscribe before submitting to see the task's first events (`Swarm.stream` does)."""
         sub = Subscription(self, task_id, max_buffer or self.max_buffer)
         self._subscriptions.append(sub)
+        self.active = True
         return sub
 
     def publish(self, event: Event) -> Event:
@@ -219,3 +219,4 @@ class EventBus:
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
+            self.active = bool(self._subscriptions)
