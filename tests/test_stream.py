@@ -4,6 +4,7 @@ sequence for each way a task can go, with tracing off and on (a real SQLite file
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -133,6 +134,7 @@ async def test_a_delegating_task_streams_its_childs_events_in_its_tree(db: str |
         "forced"
     )
     assert events[-1].data["output"] == "planned: card 4821"
+    json.dumps([e.as_dict() for e in events])  # what `swarm serve` sends, as it is
 
 
 async def test_a_handoff(db: str | None) -> None:
