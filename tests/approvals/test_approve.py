@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refund_agents import executions, refunds
 
 from swarm import (
     AgentRegistry,
@@ -22,31 +23,6 @@ from swarm import (
 )
 from swarm.models import short_id
 from swarm.testing import FakeRouter
-
-executions: list[str] = []
-
-
-def _charge(amount: float) -> dict[str, Any]:
-    executions.append(f"charge {amount}")
-    return {"charged": amount}
-
-
-def _refund(amount: float) -> dict[str, Any]:
-    executions.append(f"refund {amount}")
-    return {"refunded": amount}
-
-
-@agent(max_concurrency=1)
-async def refunds(task, ctx):
-    """Refunds: a look-up before the approval, the refund after it."""
-    amount = float(task.payload.get("amount", 120))
-    await ctx.tool(_charge, amount=amount)
-    timeout = task.payload.get("approval_timeout")
-    if not await ctx.approve(
-        f"refund {amount:.2f} to card ending 4821?", timeout=timeout, details={"amount": amount}
-    ):
-        return {"approved": False}
-    return {"approved": True, "refund": await ctx.tool(_refund, amount=amount)}
 
 
 def make_swarm(db: str | TraceStore | None, **options: Any) -> Swarm:
