@@ -27,7 +27,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from swarm.context import Context, Span, SpanSink, context_ends, current_span
+from swarm.context import Context, Span, current_span, scheduler_of
 from swarm.errors import ConfigError, SchedulerClosed, WorkerLost
 from swarm.executors.ray_worker import CTX_ID, AgentWorker, Call, Reply
 from swarm.models import Task, new_id
@@ -233,7 +233,6 @@ class RayExecutor:
                 log.warning("task %s: Ray worker lost (%s); running it again", task.id, exc)
 
     async def _call(self, actor: _Actor, task: Task, ctx: Context) -> Any:
-        delegator, sink = context_ends(ctx)
         parent = current_span()
         call_id = new_id()
         pending = _Pending(ctx)
@@ -245,20 +244,21 @@ class RayExecutor:
             ctx.attempt,
             parent.id if parent is not None else None,
             self._ship_services(ctx.services),
-            self._ship_llm(ctx),
+            self._ship_context(ctx),
         )
         try:
             try:
                 kind, value, remote_tb, spans, node = await ref
             except asyncio.CancelledError:
-                await self._cancelled(actor, ref, call_id, sink)
+                await self._cancelled(actor, ref, call_id, ctx)
                 raise
         finally:
             actor.inflight -= 1
             del self._pending[call_id]
             for answering in pending.answering.values():
                 answering.cancel()
-        _record(sink, spans)
+        for span in spans:
+            ctx.record_span(span)
         if parent is not None:
             parent.set(executor="ray", ray_node=node)
         if kind == "raised":
@@ -267,9 +267,7 @@ class RayExecutor:
             raise value
         return value
 
-    async def _cancelled(
-        self, actor: _Actor, ref: Any, call_id: str, sink: SpanSink | None
-    ) -> None:
+    async def _cancelled(self, actor: _Actor, ref: Any, call_id: str, ctx: Context) -> None:
         """The awaiting task was cancelled: cancel the remote call, wait until it has stopped
         (so the slot it holds is freed when its body is), and keep the spans it made."""
         ray.cancel(ref)
@@ -282,12 +280,13 @@ class RayExecutor:
         else:
             return  # it finished before the cancellation reached it: its spans are lost
         try:
-            _record(sink, await actor.handle.leftover.remote(call_id))
+            spans = await actor.handle.leftover.remote(call_id)
         except LOST:
-            pass
+            return
+        for span in spans:
+            ctx.record_span(span)
 
     def _record_loss(self, ctx: Context, task: Task, exc: BaseException, n: int) -> None:
-        _, sink = context_ends(ctx)
         parent = current_span()
         span = Span(
             "executor",
@@ -300,7 +299,7 @@ class RayExecutor:
             attributes={"lost": n, "rerun": n <= self.max_lost},
         )
         span.ended_at = span.started_at
-        _record(sink, [span])
+        ctx.record_span(span)
 
     # ---- pools --------------------------------------------------------------------------
 
@@ -384,6 +383,9 @@ class RayExecutor:
                 if kind == "cancel":
                     if pending is not None and request in pending.answering:
                         pending.answering[request].cancel()
+                elif kind == "event":
+                    if pending is not None:
+                        pending.ctx.publish(name, *args)
                 elif pending is None:
                     late = self._reply(actor, request, (False, _ended(call_id)))
                     self._own(asyncio.get_running_loop().create_task(late))
@@ -403,7 +405,7 @@ class RayExecutor:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        delegator, _ = context_ends(pending.ctx)
+        delegator = scheduler_of(pending.ctx)
         try:
             method = getattr(delegator, name) if not name.startswith("_") else None
             if method is None:
@@ -449,18 +451,27 @@ class RayExecutor:
             shipped = self._shipped[key] = [ray.put(keep)]
         return shipped
 
-    def _ship_llm(self, ctx: Context) -> bytes | None:
-        """`ctx.llm` pickled with the driver's context as a placeholder, so that on the worker
-        a client bound to it is bound to the remote context (and records spans there)."""
-        if ctx.llm is None:
+    def _ship_context(self, ctx: Context) -> bytes | None:
+        """`ctx.llm` and `ctx.replay` pickled with the driver's context as a placeholder, so that
+        on the worker a client bound to it is bound to the remote context (and records its spans
+        there). One that cannot be pickled stays here (None on the worker), logged once."""
+        if ctx.llm is None and ctx.replay is None:
             return None
+        parts = {}
+        for name in ("llm", "replay"):
+            value = getattr(ctx, name)
+            if value is None:
+                continue
+            try:
+                _CtxPickler(io.BytesIO(), ctx).dump(value)
+            except Exception as exc:
+                self._warn(
+                    name, "ctx.%s is None on Ray workers: it cannot be pickled (%s)", name, exc
+                )
+                continue
+            parts[name] = value
         buffer = io.BytesIO()
-        pickler = _CtxPickler(buffer, ctx)
-        try:
-            pickler.dump(ctx.llm)
-        except Exception as exc:
-            self._warn("llm", "ctx.llm is None on Ray workers: it cannot be pickled (%s)", exc)
-            return None
+        _CtxPickler(buffer, ctx).dump(parts)
         return buffer.getvalue()
 
     def _warn(self, key: str, message: str, *args: Any) -> None:
@@ -476,12 +487,6 @@ class _CtxPickler(cloudpickle.Pickler):  # type: ignore[misc]
 
     def persistent_id(self, obj: Any) -> str | None:
         return CTX_ID if obj is self.ctx else None
-
-
-def _record(sink: SpanSink | None, spans: list[Span]) -> None:
-    if sink is not None:
-        for span in spans:
-            sink.record_span(span)
 
 
 def _ended(call_id: str) -> SchedulerClosed:

@@ -28,8 +28,9 @@ Returned = tuple[str, Any, str | None, list[Span], str]
 traceback (raised only), the spans the body recorded, the Ray node id it ran on)."""
 
 Call = tuple[str, str, str, str, tuple[Any, ...], dict[str, Any]]
-"""An outbox message: ("call", call id, request id, scheduler method, args, kwargs), or
-("cancel", call id, request id, "", (), {}) when the body stopped waiting for that request."""
+"""An outbox message: ("call", call id, request id, scheduler method, args, kwargs);
+("cancel", call id, request id, "", (), {}) when the body stopped waiting for that request;
+("event", call id, "", kind, (data,), {}) for `ctx.publish(kind, data)`."""
 
 Reply = tuple[bool, Any]
 """The driver's answer to a call: (True, value) or (False, the exception to raise)."""
@@ -71,6 +72,21 @@ class _Scheduler:
             return await self._worker.ask(self._call_id, name, args, kwargs)
 
         return forward
+
+
+class _Events:
+    """The remote context's event bus: `ctx.publish(kind, data)` goes to the driver's bus (span
+    events are published there when the spans come back with the result)."""
+
+    active = True
+
+    def __init__(self, worker: AgentWorker, call_id: str) -> None:
+        self._worker = worker
+        self._call_id = call_id
+
+    def emit_task(self, kind: str, task: Task, data: dict[str, Any]) -> None:
+        if kind != "span":
+            self._worker.outbox.put_nowait(("event", self._call_id, "", kind, (data,), {}))
 
 
 class _Unpickler(pickle.Unpickler):
@@ -117,7 +133,7 @@ class AgentWorker:
         attempt: int,
         parent_span: str | None,
         services: list[Any],
-        llm: bytes | None,
+        shipped: bytes | None,
     ) -> Returned:
         """Run the body once; never raises for what the body raised (it goes back as a value,
         with its traceback, so its spans come back too)."""
@@ -131,9 +147,11 @@ class AgentWorker:
             sink=sink,
             clock=SystemClock(),
             services={**(await self._services(services)), **self.local_services},
+            events=_Events(self, call_id),  # type: ignore[arg-type]
         )
-        if llm is not None:
-            ctx.llm = _Unpickler(llm, ctx).load()
+        if shipped is not None:  # the driver's llm client and replay, bound to this context
+            for name, value in _Unpickler(shipped, ctx).load().items():
+                setattr(ctx, name, value)
         token = None
         if parent_span is not None:  # the driver's agent span: spans opened here hang from it
             token = enter_span(Span("agent", self.agent.name, task.id, task.run_id, id=parent_span))

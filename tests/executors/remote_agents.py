@@ -97,3 +97,11 @@ async def top_up(task, ctx):
     append(task.payload["ledger"], f"{task.id} {node_id()} {done['repeated']}\n")
     await asyncio.sleep(task.payload.get("wait", 0))
     return {"node": node_id(), "repeated": done["repeated"]}
+
+
+@agent(timeout=30)
+async def asks(task, ctx):
+    """Asks a person from the worker, and says what it is doing on the way."""
+    ctx.publish("progress", {"step": "asking", "node": node_id()})
+    approved = await ctx.approve("refund 1.00?", details={"amount": 1})
+    return {"approved": approved, "node": node_id()}

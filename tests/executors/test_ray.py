@@ -19,7 +19,7 @@ from swarm_examples.bank.db import Bank
 
 pytestmark = pytest.mark.slow
 
-AGENTS = [ra.where, ra.sleepy, ra.child, ra.parent, ra.passer, ra.flaky, ra.top_up]
+AGENTS = [ra.where, ra.sleepy, ra.child, ra.parent, ra.passer, ra.flaky, ra.top_up, ra.asks]
 
 
 ON_SECOND_NODE = {"resources": {"node2": 0.01}}
@@ -105,6 +105,39 @@ async def test_delegation_and_handoff_from_a_remote_body(ray_connected: Any, sto
     assert len(delegate_spans) == 2  # recorded on the worker, around the call to the driver
     assert handed.ok and handed.hops == ["passer", "child"]
     assert handed.output["text"] == "pass it on"
+
+
+async def test_a_remote_body_asks_a_person_and_publishes(ray_connected: Any, store) -> None:
+    """`ctx.approve` and `ctx.publish` from the worker reach the driver's scheduler and bus."""
+    import asyncio
+
+    async with swarm_on(ray_connected, store) as swarm:
+        events = swarm.scheduler.events.subscribe()
+        handle = await swarm.submit("refund please", agent="asks")
+        for _ in range(300):
+            rows = await swarm.approvals()
+            if rows:
+                break
+            await asyncio.sleep(0.1)
+        (row,) = rows
+        assert (row["question"], row["details"], row["task_id"]) == (
+            "refund 1.00?",
+            {"amount": 1},
+            handle.id,
+        )
+        await swarm.approve(row["id"], by="ops")
+        result = await handle
+        events.close()
+        seen = [e async for e in events if e.task_id == handle.id]
+    assert result.ok, result.error
+    (progress,) = [e for e in seen if e.kind == "progress"]
+    assert progress.data == {"step": "asking", "node": ray_connected.nodes[1].node_id}
+    assert {"waiting", "approved"} <= {e.kind for e in seen}
+    spans = [e.data["name"] for e in seen if e.kind == "span"]
+    assert "refund 1.00?" in spans  # the worker's approval span, published when it came back
+    assert result.output == {"approved": True, "node": ray_connected.nodes[1].node_id}
+    kinds = [s["kind"] for s in store.spans(task_id=handle.id)]
+    assert "approval" in kinds  # the approval span was recorded on the worker
 
 
 async def test_retries_stay_the_schedulers(ray_connected: Any, store, tmp_path) -> None:
