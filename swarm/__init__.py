@@ -33,12 +33,14 @@ from swarm.errors import (
     TaskNotFound,
     ToolError,
     UserError,
+    WorkerLost,
 )
 
 if TYPE_CHECKING:
     from swarm.agents import Agent, AgentRegistry, Pack, agent
     from swarm.clock import Clock, SystemClock
     from swarm.context import Context, Span
+    from swarm.executors import Executor, LocalExecutor, RayExecutor
     from swarm.feedback import FeedbackRecord, record_feedback
     from swarm.llm import (
         LLM,
@@ -81,6 +83,7 @@ _LAZY = {
     "Context": "swarm.context",
     "Decision": "swarm.models",
     "EndpointConfig": "swarm.llm",
+    "Executor": "swarm.executors",
     "FeedbackRecord": "swarm.feedback",
     "FileTool": "swarm.tools",
     "HTTPBackend": "swarm.llm",
@@ -88,8 +91,10 @@ _LAZY = {
     "HttpTool": "swarm.tools",
     "LLM": "swarm.llm",
     "LLMAgent": "swarm.llm",
+    "LocalExecutor": "swarm.executors",
     "Message": "swarm.llm",
     "Pack": "swarm.agents",
+    "RayExecutor": "swarm.executors",
     "RecordingBackend": "swarm.llm",
     "ReplayBackend": "swarm.llm",
     "Result": "swarm.models",
@@ -146,6 +151,7 @@ __all__ = [
     "DataError",
     "Decision",
     "EndpointConfig",
+    "Executor",
     "FeedbackRecord",
     "FileTool",
     "HTTPBackend",
@@ -155,9 +161,11 @@ __all__ = [
     "LLM",
     "LLMAgent",
     "LLMStatusError",
+    "LocalExecutor",
     "Message",
     "Pack",
     "QueueFull",
+    "RayExecutor",
     "RecordingBackend",
     "ReplayBackend",
     "ReplayMissing",
@@ -189,6 +197,7 @@ __all__ = [
     "TraceStore",
     "TrainingData",
     "UserError",
+    "WorkerLost",
     "agent",
     "diff_runs",
     "json_format",

@@ -119,12 +119,17 @@ class RayExecutor:
       replaced (Ray places the new one on a live node) and the body runs again, at most
       `max_lost` times per call; an `executor` span records each loss. Side effects of a body cut
       off mid-way may have happened: make them idempotent by task id, as every retry needs.
-    - `ctx.delegate(...)` works (the child is routed and run by the scheduler); handoffs are
-      return values. Spans opened on the worker (`ctx.span`, `ctx.tool`, LLM spans) reach the
-      store when the body ends, also when it was cancelled.
+    - `ctx.delegate(...)` works (the child is routed and run by the scheduler), as do
+      `ctx.approve(...)` and any other call a `Context` makes to the scheduler's attempt: the
+      worker sends it back through the actor's outbox, which this process long-polls, and the
+      answer goes back to the waiting body. `ctx.publish(kind, data)` reaches the event bus.
+      Handoffs are return values. Spans opened on the worker (`ctx.span`, `ctx.tool`, LLM spans)
+      reach the store and the bus (`ctx.record_span`) when the body ends, also when it was
+      cancelled; those of a body lost with its node are lost.
     - On the worker `ctx.clock` is the system clock, `ctx.llm` a copy of the swarm's client (bound
-      to the remote context; it is None when the client cannot be pickled), `ctx.services` as
-      above (unpicklable services are left out, logged once), and the agent itself a copy.
+      to the remote context; None when it cannot be pickled; a stateful backend's state does not
+      come back), `ctx.replay` likewise, `ctx.services` as above (unpicklable services are left
+      out, logged once), and the agent itself a copy (its attributes do not come back).
     - The first body of an agent waits for its actor to start (seconds, inside its timeout):
       `await executor.warm(agents)` starts them beforehand.
     - The agent's module must import on the workers (install it there, or put it on their
