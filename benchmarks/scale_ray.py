@@ -9,8 +9,10 @@ tasks_per_s, p50_ms, p95_ms (submit to result, all tasks submitted at once), los
 done result), twice (tasks whose body ran more than once), overhead_ms (the latency the Ray path
 adds to one task, run one at a time: median Ray latency minus median local latency, the two
 alternating), overhead_noop_ms (the same for a body that does nothing), ray_floor_ms (Ray's own
-round trip to an async actor, for scale), the local figures on the same load (local_tasks_per_s,
-local_p50_ms, local_p95_ms), and on how many nodes the actors ran.
+round trip to an async actor, for scale), executor_noop_ms (`RayExecutor.run` of a no-op body
+alone, without scheduler or store: against ray_floor_ms, what the executor's own path adds), the
+local figures on the same load (local_tasks_per_s, local_p50_ms, local_p95_ms), and on how many
+nodes the actors ran.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from typing import Any
 
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from swarm import Swarm, TaskStatus
+from swarm import Swarm, Task, TaskStatus
 from swarm.agents import FunctionAgent
+from swarm.clock import SystemClock
+from swarm.context import Context
 from swarm.executors import RayExecutor
 from swarm.testing import FakeRouter
 from swarm.testing.ray import TemporaryRayCluster
@@ -109,6 +113,26 @@ async def ray_floor_ms(n: int) -> float:
     return statistics.median(times)
 
 
+class _NoScheduler:
+    async def delegate(self, parent: Task, child: Task) -> Any:
+        raise AssertionError("the no-op body does not delegate")
+
+
+async def executor_noop_ms(executor: RayExecutor, n: int) -> float:
+    """`RayExecutor.run` alone (no scheduler, no store): the median of `n` calls of the no-op
+    body, one at a time; against `ray_floor_ms`, what the executor's own path adds."""
+    task = Task(text="one at a time")
+    ctx = Context(
+        task, agent="noop", attempt=1, scheduler=_NoScheduler(), sink=None, clock=SystemClock()
+    )
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await executor.run(noop, task, ctx)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
 async def compare(
     local: Swarm, remote: Swarm, executor: RayExecutor, tasks: int, sequential: int
 ) -> dict[str, Any]:
@@ -129,6 +153,7 @@ async def compare(
                     one[name + kind].append((time.perf_counter() - t) * 1000)
         out["one_p50_ms"] = {k: statistics.median(v) for k, v in one.items()}
         out["floor_ms"] = await ray_floor_ms(sequential)
+        out["executor_noop_ms"] = await executor_noop_ms(executor, sequential)
         out["local"] = await load(local, tasks)
         out["ray"] = await load(remote, tasks)
     return out
@@ -186,6 +211,7 @@ def measure_ray(
         "one_at_a_time_p50_ms": round(got["one_p50_ms"]["ray"], 3),
         "local_one_at_a_time_p50_ms": round(got["one_p50_ms"]["local"], 3),
         "ray_floor_ms": round(got["floor_ms"], 3),
+        "executor_noop_ms": round(got["executor_noop_ms"], 3),
         "overhead_noop_ms": round(
             got["one_p50_ms"]["ray_noop"] - got["one_p50_ms"]["local_noop"], 3
         ),
