@@ -189,17 +189,21 @@ class RayExecutor:
             self._started = True
 
     async def close(self) -> None:
-        """Stop serving, kill the actors, and disconnect if `start` connected."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        """Kill the actors (their long polls end with them), stop serving, and disconnect if
+        `start` connected."""
         for pool in self._pools.values():
             for actor in pool.actors:
+                actor.dead = True
                 ray.kill(actor.handle, no_restart=True)
         self._pools.clear()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
         if self._owns_ray and ray.is_initialized():
-            await asyncio.to_thread(ray.shutdown)
+            ray.shutdown()
         self._owns_ray = self._started = False
 
     async def warm(self, agents: Iterable[Agent]) -> dict[str, list[str]]:
@@ -253,7 +257,7 @@ class RayExecutor:
         )
         try:
             try:
-                kind, value, remote_tb, spans, node = await ref
+                kind, value, remote_tb, spans, node = await _result(ref)
             except asyncio.CancelledError:
                 await self._cancelled(actor, ref, call_id, ctx)
                 raise
@@ -277,7 +281,7 @@ class RayExecutor:
         (so the slot it holds is freed when its body is), and keep the spans it made."""
         ray.cancel(ref)
         try:
-            await ref
+            await _result(ref)
         except STOPPED:
             pass
         except Exception:  # it failed before the cancellation reached it
@@ -377,7 +381,7 @@ class RayExecutor:
         while True:
             ref = actor.handle.poll.remote()
             try:
-                messages: list[Call] = await ref
+                messages: list[Call] = await _result(ref)
             except asyncio.CancelledError:
                 ray.cancel(ref)
                 raise
@@ -483,6 +487,19 @@ class RayExecutor:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, *args)
+
+
+def _result(ref: Any) -> asyncio.Future[Any]:
+    """What `await ref` gives, except that cancelling the waiter leaves Ray's own future alone:
+    Ray (its Client above all) sets it later, and complains when it finds it cancelled."""
+    future = asyncio.wrap_future(ref.future())
+    future.add_done_callback(_retrieve)  # nobody may wait on it any more: no "never retrieved"
+    return asyncio.shield(future)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _CtxPickler(cloudpickle.Pickler):  # type: ignore[misc]

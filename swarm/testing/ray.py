@@ -61,8 +61,9 @@ class RayNode:
 class TemporaryRayCluster:
     """`nodes` Ray nodes on 127.0.0.1 with `num_cpus` CPUs each, for as long as the `with` lasts.
 
-    `path`: folders put on the workers' PYTHONPATH (besides this process's), so that agents
-    defined in test modules import there. `address` is the GCS address ("127.0.0.1:PORT") to
+    `client`: also serve Ray Client on the head (`client_address`, "ray://127.0.0.1:PORT"; needs
+    `ray[client]`). `path`: folders put on the workers' PYTHONPATH (besides this process's), so
+    that agents defined in test modules import there. `address` is the GCS address to
     give `ray.init` or `RayExecutor`. Raises `RuntimeError` with the command's output when a
     node does not start.
     """
@@ -75,6 +76,7 @@ class TemporaryRayCluster:
         object_store_memory: int = 200_000_000,
         path: Sequence[str | Path] = (),
         env: dict[str, str] | None = None,
+        client: bool = False,
     ) -> None:
         self.n = nodes
         self.num_cpus = num_cpus
@@ -83,6 +85,7 @@ class TemporaryRayCluster:
         self.folder = Path(tempfile.mkdtemp(prefix="swr", dir="/tmp"))
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_port = _free_port() if client else None
         self.nodes: list[RayNode] = []
         self._saved_env: dict[str, str | None] = {}
         python_path = [str(Path(p).resolve()) for p in path]
@@ -95,6 +98,14 @@ class TemporaryRayCluster:
             **LOOPBACK_ENV,
             **(env or {}),
         }
+
+    @property
+    def client_address(self) -> str:
+        if self.client_port is None:
+            raise RuntimeError(
+                "this cluster serves no Ray Client: TemporaryRayCluster(client=True)"
+            )
+        return f"ray://127.0.0.1:{self.client_port}"
 
     def __enter__(self) -> TemporaryRayCluster:
         self._saved_env = {k: os.environ.get(k) for k in LOOPBACK_ENV}
@@ -137,6 +148,8 @@ class TemporaryRayCluster:
                 "--include-dashboard=false",
                 f"--system-config={json.dumps(FAST_FAILURE_DETECTION)}",
             ]  # fmt: skip
+            if self.client_port is not None:
+                args.append(f"--ray-client-server-port={self.client_port}")
         else:
             args.append(f"--address={self.address}")
         log_path = self.folder / f"start-{i}.log"

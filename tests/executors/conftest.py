@@ -17,7 +17,8 @@ def ray_cluster() -> Iterator[object]:
     pytest.importorskip("ray")
     from swarm.testing.ray import TemporaryRayCluster
 
-    with TemporaryRayCluster(nodes=2, path=[HERE, ROOT, ROOT / "examples"]) as cluster:
+    paths = [HERE, ROOT, ROOT / "examples"]
+    with TemporaryRayCluster(nodes=2, path=paths, client=True) as cluster:
         yield cluster
 
 

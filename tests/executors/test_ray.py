@@ -150,8 +150,10 @@ async def test_retries_stay_the_schedulers(ray_connected: Any, store, tmp_path) 
     assert "Retryable: first try fails" in first["error"] or "first try fails" in first["error"]
 
 
-def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path) -> None:
-    """`swarm run --executor ray:ADDRESS`: a process of its own, connected to the cluster."""
+@pytest.mark.parametrize("how", ["gcs", "client"])
+def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path, how: str) -> None:
+    """`swarm run --executor ray:ADDRESS` (a driver of its own) and `ray://HOST:PORT` (Ray
+    Client): a process of its own, connected to the cluster."""
     import json
     import os
     import subprocess
@@ -163,7 +165,8 @@ def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path) -> 
     command = [
         str(Path(sys.executable).with_name("swarm")), "run", "where am I", "--agent", "where",
         "--agents", "remote_agents", "--db", db, "--json",
-        "--executor", f"ray:{ray_connected.address}",
+        "--executor",
+        f"ray:{ray_connected.address}" if how == "gcs" else ray_connected.client_address,
     ]  # fmt: skip
     path = os.pathsep.join([str(HERE), str(ROOT), str(ROOT / "examples")])
     env = {**os.environ, "PYTHONPATH": path}
