@@ -145,7 +145,7 @@ class TemporaryRayCluster:
         if i == 0:
             args += [
                 "--head", f"--port={self.port}", f"--temp-dir={self.folder}",
-                "--include-dashboard=false",
+                "--include-dashboard=false", f"--dashboard-port={_free_port()}",
                 f"--system-config={json.dumps(FAST_FAILURE_DETECTION)}",
             ]  # fmt: skip
             if self.client_port is not None:
@@ -154,8 +154,9 @@ class TemporaryRayCluster:
             args.append(f"--address={self.address}")
         log_path = self.folder / f"start-{i}.log"
         with open(log_path, "w") as log:
-            # A session of its own: `ray start` exits once its daemons run, and they (raylet,
-            # object store, workers) keep its process group, whose id is the pid it had.
+            # A session of its own: `ray start` exits once its daemons run, and they (GCS,
+            # raylet, agents) keep its process group, whose id is the pid it had. The workers a
+            # raylet starts make sessions of their own: `kill_node` finds them as its children.
             proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
             )
