@@ -105,3 +105,10 @@ async def asks(task, ctx):
     ctx.publish("progress", {"step": "asking", "node": node_id()})
     approved = await ctx.approve("refund 1.00?", details={"amount": 1})
     return {"approved": approved, "node": node_id()}
+
+
+@agent(timeout=30)
+async def talker(task, ctx):
+    """Asks the swarm's LLM from the worker: a copy of the client, bound to the remote context."""
+    reply = await ctx.llm.chat([task.text])
+    return {"reply": reply.content, "node": node_id()}

@@ -19,16 +19,26 @@ from swarm_examples.bank.db import Bank
 
 pytestmark = pytest.mark.slow
 
-AGENTS = [ra.where, ra.sleepy, ra.child, ra.parent, ra.passer, ra.flaky, ra.top_up, ra.asks]
+AGENTS = [
+    ra.where,
+    ra.sleepy,
+    ra.child,
+    ra.parent,
+    ra.passer,
+    ra.flaky,
+    ra.top_up,
+    ra.asks,
+    ra.talker,
+]
 
 
 ON_SECOND_NODE = {"resources": {"node2": 0.01}}
 """Actors go to the second node (its custom resource); those that replace a lost one anywhere."""
 
 
-def swarm_on(cluster: Any, store: TraceStore, **executor: Any) -> Swarm:
+def swarm_on(cluster: Any, store: TraceStore, llm: Any = None, **executor: Any) -> Swarm:
     options = {"actor_options": ON_SECOND_NODE, "replacement_options": {}, **executor}
-    return Swarm(AGENTS, router=FakeRouter(), db=store, executor=RayExecutor(**options))
+    return Swarm(AGENTS, router=FakeRouter(), db=store, llm=llm, executor=RayExecutor(**options))
 
 
 async def warmed(swarm: Swarm, *agents: Any) -> dict[str, list[str]]:
@@ -138,6 +148,21 @@ async def test_a_remote_body_asks_a_person_and_publishes(ray_connected: Any, sto
     assert result.output == {"approved": True, "node": ray_connected.nodes[1].node_id}
     kinds = [s["kind"] for s in store.spans(task_id=handle.id)]
     assert "approval" in kinds  # the approval span was recorded on the worker
+
+
+async def test_the_llm_client_travels_and_its_spans_come_back(ray_connected: Any, store) -> None:
+    from swarm.testing import ScriptedLLM
+
+    async with swarm_on(ray_connected, store, llm=ScriptedLLM(["hello from the script"])) as swarm:
+        result = await swarm.run("say hello", agent="talker")
+    assert result.ok, result.error
+    assert result.output == {
+        "reply": "hello from the script",
+        "node": ray_connected.nodes[1].node_id,
+    }
+    (llm_span,) = store.spans(task_id=result.task_id, kind="llm")
+    (agent_span,) = store.spans(task_id=result.task_id, kind="agent")
+    assert llm_span["parent_id"] == agent_span["id"]  # recorded on the worker, under the agent
 
 
 async def test_retries_stay_the_schedulers(ray_connected: Any, store, tmp_path) -> None:
