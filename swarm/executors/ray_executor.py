@@ -215,7 +215,12 @@ class RayExecutor:
         where: dict[str, list[str]] = {}
         for agent in agents:
             pool = self._pool(agent)
-            where[agent.name] = [await a.handle.node.remote() for a in pool.actors]
+            try:
+                where[agent.name] = [await _result(a.handle.node.remote()) for a in pool.actors]
+            except RayActorError as exc:
+                if exc.actor_init_failed:
+                    raise _cannot_start(agent, exc) from exc
+                raise
         return where
 
     # ---- running a body -----------------------------------------------------------------
@@ -231,6 +236,8 @@ class RayExecutor:
             try:
                 return await self._call(actor, task, ctx)
             except LOST as exc:
+                if isinstance(exc, RayActorError) and exc.actor_init_failed:
+                    raise _cannot_start(agent, exc) from exc
                 self._replace(pool, actor)
                 lost += 1
                 self._record_loss(ctx, task, exc, lost)
@@ -247,15 +254,15 @@ class RayExecutor:
         pending = _Pending(ctx)
         self._pending[call_id] = pending
         actor.inflight += 1
-        ref = actor.handle.run.remote(
-            call_id,
-            task,
-            ctx.attempt,
-            parent.id if parent is not None else None,
-            self._ship_services(ctx.services),
-            self._ship_context(ctx),
-        )
         try:
+            ref = actor.handle.run.remote(
+                call_id,
+                task,
+                ctx.attempt,
+                parent.id if parent is not None else None,
+                self._ship_services(ctx.services),
+                self._ship_context(ctx),
+            )
             try:
                 kind, value, remote_tb, spans, node = await _result(ref)
             except asyncio.CancelledError:
@@ -487,6 +494,14 @@ class RayExecutor:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, *args)
+
+
+def _cannot_start(agent: Agent, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"agent {agent.name!r} ({agent.origin}) could not start on Ray: its module must import on "
+        f"every node (installed there, or on the nodes' PYTHONPATH) and its worker_services must "
+        f"build there. {exc}"
+    )
 
 
 def _result(ref: Any) -> asyncio.Future[Any]:

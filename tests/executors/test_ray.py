@@ -207,6 +207,24 @@ def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path, how
         assert {s["name"] for s in store.spans()} >= {"where", "remote-step", "lookup"}
 
 
+async def test_an_agent_that_cannot_start_on_the_workers_fails_clearly(
+    ray_connected: Any, store
+) -> None:
+    """Its actor cannot be made (here: a worker service that does not build): a ConfigError
+    that says what a worker needs, at once, not a worker lost again and again."""
+    executor = {"worker_services": {"bank": _no_bank}}
+    async with swarm_on(ray_connected, store, **executor) as swarm:
+        result = await swarm.run("where am I", agent="where")
+    assert result.status is TaskStatus.FAILED
+    assert result.attempts == 1
+    error = result.error or ""
+    assert error.startswith(
+        "ConfigError: agent 'where' (remote_agents.where) could not start on Ray"
+    )
+    assert "PYTHONPATH" in error and "no bank on this node" in error
+    assert store.spans(task_id=result.task_id, kind="executor") == []  # not counted as a loss
+
+
 async def test_killing_the_second_node_loses_nothing_and_repeats_nothing(
     ray_connected: Any, store, tmp_path: Path
 ) -> None:
@@ -250,6 +268,10 @@ async def test_killing_the_second_node_loses_nothing_and_repeats_nothing(
     losses = store.spans(kind="executor")
     assert {s["task_id"] for s in losses} == {r.task_id for r in results}
     bank.close()
+
+
+def _no_bank() -> Any:
+    raise RuntimeError("no bank on this node")
 
 
 def _bank_factory(url: str) -> Any:
