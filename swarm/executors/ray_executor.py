@@ -194,8 +194,10 @@ class RayExecutor:
         for pool in self._pools.values():
             for actor in pool.actors:
                 actor.dead = True
-                ray.kill(actor.handle, no_restart=True)
+                if ray.is_initialized():
+                    ray.kill(actor.handle, no_restart=True)
         self._pools.clear()
+        self._shipped.clear()  # object refs of this connection
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=5)
             for task in pending:
