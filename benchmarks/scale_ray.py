@@ -145,9 +145,11 @@ async def compare(
             await local.run("warm up")
             await remote.run("warm up")
         one: dict[str, list[float]] = {"local": [], "ray": [], "local_noop": [], "ray_noop": []}
-        for _ in range(sequential):
-            for name, swarm in (("local", local), ("ray", remote)):
-                for kind, agent in (("", "work"), ("_noop", "noop")):
+        # The no-op bodies first, on their own: right after a loaded body, the actor's process is
+        # still busy finishing it, and a no-op call behind it would measure that.
+        for kind, agent in (("_noop", "noop"), ("", "work")):
+            for _ in range(sequential):
+                for name, swarm in (("local", local), ("ray", remote)):
                     t = time.perf_counter()
                     await swarm.run("one at a time", agent=agent)
                     one[name + kind].append((time.perf_counter() - t) * 1000)
