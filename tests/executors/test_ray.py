@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("ray")  # the `ray` extra
+
 import remote_agents as ra
 
 from swarm import Swarm, TaskStatus
