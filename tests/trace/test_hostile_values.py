@@ -166,7 +166,7 @@ def storable(v: Any) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["thread", "process"])
+@pytest.mark.parametrize("writer", ["thread", "process", "postgres"])
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -177,12 +177,17 @@ def storable(v: Any) -> bool:
     number=st.floats(),
 )
 def test_hostile_values_are_stored_and_read_back(
-    writer: str, value: Any, shape: str, text: str, number: float
+    writer: str, value: Any, shape: str, text: str, number: float, request: Any
 ) -> None:
     value = shaped(value, shape)
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "h.db"
-        store = TraceStore(f"sqlite:///{db}", writer=writer)  # type: ignore[arg-type]
+        if writer == "postgres":  # a fresh database per example
+            url = request.getfixturevalue("postgres_server").new_database()
+            store = TraceStore(url)
+        else:
+            url = f"sqlite:///{db}"
+            store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
         run_id = store.start_run(agents=text, meta={"v": value})
         task = Task(text=text, payload={text: value}, deadline=number, run_id=run_id)
         plain_task = Task(text="plain", payload={"n": 1}, run_id=run_id)
@@ -209,8 +214,8 @@ def test_hostile_values_are_stored_and_read_back(
         feedback = store.record_feedback(task.id, "bad", note=text, session_id=text)
         store.close()
 
-        assert integrity_ok(db)
-        with TraceStore(f"sqlite:///{db}") as reader:
+        assert writer == "postgres" or integrity_ok(db)
+        with TraceStore(url) as reader:
             row = reader.task(task.id)
             assert reader.task(plain_task.id)["output"] == [1]
             assert row["status"] == "done" and row["agent"] == escaped(text)
@@ -245,7 +250,8 @@ def test_the_unstorable_row_alone_is_reported_and_the_rest_is_written(db_url: st
     store.task_queued(first)  # the same id again: the database refuses that row, not the batch
     for t in others[25:]:
         store.task_queued(t)
-    with pytest.raises(StoreError, match=f"1 of 51 writes failed: task {first.id}: Integrity"):
+    refused = "(IntegrityError|UniqueViolation)"  # SQLite's, PostgreSQL's
+    with pytest.raises(StoreError, match=f"1 of 51 writes failed: task {first.id}: {refused}"):
         store.flush_sync()
     later = Task(text="later")
     store.task_queued(later)
