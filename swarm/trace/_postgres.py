@@ -120,7 +120,8 @@ class PostgresWriter:
 
 
 def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
-    rows_of: tuple[list[Any], ...] = (batch.runs, list(batch.tasks.values()), batch.decisions, batch.spans)
+    tasks = list(batch.tasks.values())
+    rows_of: tuple[list[Any], ...] = (batch.runs, tasks, batch.decisions, batch.spans)
     for (_, columns, copy_sql, floats), rows in zip(_COPY, rows_of, strict=True):
         if not rows:
             continue
