@@ -194,7 +194,7 @@ class FeedbackRow(Base):
 
 
 @compiles(CreateColumn, "postgresql")
-def _text_on_postgres(create: CreateColumn[Any], compiler: Any, **kw: Any) -> str:
+def _text_on_postgres(create: CreateColumn, compiler: Any, **kw: Any) -> str:
     """The store's VARCHAR(n) columns are TEXT on PostgreSQL, which would refuse a longer value
     (an agent, span or session name) that SQLite keeps: the lengths say what is expected, not a
     limit. PostgreSQL's manual: no performance difference between the two."""
