@@ -111,7 +111,11 @@ class TraceStore:
         self.write_errors = 0
         self.last_error: str | None = None
         self._broken: str | None = None  # the writer process died: nothing more is written
-        self._init_schema()
+        try:
+            self._init_schema()
+        except BaseException:
+            self.engine.dispose()  # no connection left open behind a store that never opened
+            raise
 
     # ---- lifecycle -----------------------------------------------------------------------
 
