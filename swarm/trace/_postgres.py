@@ -100,11 +100,13 @@ class PostgresWriter:
             self._conn = psycopg.connect(
                 self.conninfo,
                 connect_timeout=self._connect_timeout,
-                # A server that vanishes without closing the socket is noticed within ~30 s.
+                # A server that vanishes without closing the socket is noticed within ~30 s,
+                # idle (keepalives) or in the middle of sending a batch (unacknowledged data).
                 keepalives=1,
                 keepalives_idle=10,
                 keepalives_interval=5,
                 keepalives_count=3,
+                tcp_user_timeout=30_000,
             )
         return self._conn
 
@@ -132,14 +134,14 @@ def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
                 copy.write_row(row)
     for columns, rows in batch.update_groups().items():
         sets = ", ".join(f"{c} = v.{c}" for c in columns)
+        floats = [i for i, c in enumerate(columns) if c in _TASK_FLOATS]
         _values_update(
             cur,
             f"UPDATE tasks SET {sets} FROM (VALUES ",
             f") AS v({', '.join(columns)}, id) WHERE tasks.id = v.id",
             [*(_CASTS[c] for c in columns), "text"],
-            [_no_nan(r, [i for i, c in enumerate(columns) if c in _TASK_FLOATS]) for r in
-             _rows._encoded((*columns, "id"), rows)],
-        )  # fmt: skip
+            [_no_nan(r, floats) for r in _rows._encoded((*columns, "id"), rows)],
+        )
     if batch.run_done:
         _values_update(
             cur,

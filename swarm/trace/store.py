@@ -95,6 +95,8 @@ class TraceStore:
         self._flush_interval = flush_interval
         self._max_batch = max_batch
         self.engine = _make_engine(url)
+        # What messages and logs name: the URL without its password.
+        self.shown_url = self.engine.url.render_as_string(hide_password=True)
         self._sqlite_path = _sqlite_file(url)
         if writer == "process" and self._sqlite_path is None:
             raise ConfigError(f"writer='process' needs a SQLite file, not {url}")
@@ -155,7 +157,7 @@ class TraceStore:
         self.engine.dispose()
         if self.write_errors:
             raise StoreError(
-                f"trace store {self.url}: {self.write_errors} batch(es) of writes were not "
+                f"trace store {self.shown_url}: {self.write_errors} batch(es) of writes were not "
                 f"stored; the last: {self.last_error}"
             )
 
@@ -303,10 +305,10 @@ class TraceStore:
         if error is not None:
             self.write_errors += bool(rows)
             if error != self.last_error:  # once, not once a batch, while the writer is gone
-                log.error("trace store %s: %s", self.url, error)
+                log.error("trace store %s: %s", self.shown_url, error)
             self.last_error = error
         for waiter in barriers:
-            _release(waiter, error and f"trace store {self.url}: {error}")
+            _release(waiter, error and f"trace store {self.shown_url}: {error}")
 
     def _write_here(self, rows: list[tuple[Any, ...]]) -> _rows.Outcome:
         if self._postgres is not None:  # a connection of its own: no lock to share
@@ -505,10 +507,10 @@ class TraceStore:
                     n = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
                 shown = [f"{r['id']} ({_gist(r)})" for r in found[:5]]
                 raise TaskNotFound(
-                    f"{ref!r} matches {n} {what}s in {self.url}: {', '.join(shown)}"
+                    f"{ref!r} matches {n} {what}s in {self.shown_url}: {', '.join(shown)}"
                     f"{', ...' if (n or 0) > 5 else ''}; give more of the id"
                 )
-        raise TaskNotFound(f"no {what} with id {ref!r} in {self.url}")
+        raise TaskNotFound(f"no {what} with id {ref!r} in {self.shown_url}")
 
     def children(self, task_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -582,8 +584,9 @@ class TraceStore:
                 found = _stored_version(conn)
                 if found is not None and int(found) > SCHEMA_VERSION:
                     raise StoreError(
-                        f"trace store {self.url} has schema version {found}; this swarm knows "
-                        f"versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db elsewhere."
+                        f"trace store {self.shown_url} has schema version {found}; this swarm "
+                        f"knows versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db "
+                        "elsewhere."
                     )
                 Base.metadata.create_all(conn)
                 # A store made before decisions named their rule gets the nullable column.
@@ -608,7 +611,7 @@ class TraceStore:
                     .values(value=str(SCHEMA_VERSION))
                 )
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open trace store {self.url}: {exc}") from exc
+            raise StoreError(f"cannot open trace store {self.shown_url}: {exc}") from exc
 
     @property
     def schema_version(self) -> int:
