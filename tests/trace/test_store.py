@@ -44,7 +44,6 @@ async def disputes(task, ctx):
 
 
 ROUTER = FakeRouter({"card": "cards"})
-SLOW = pytest.mark.slow
 
 
 async def test_a_run_is_recorded_whole(db_url: str) -> None:
@@ -231,7 +230,7 @@ def test_writer_columns_match_the_schema() -> None:
     )
 
 
-@pytest.mark.parametrize("writer", ["thread", "process", pytest.param("postgres", marks=SLOW)])
+@pytest.mark.parametrize("writer", ["thread", "process", "postgres"])
 async def test_every_writer_records_the_same_run(
     tmp_path: Path, writer: str, request: pytest.FixtureRequest
 ) -> None:
