@@ -421,8 +421,12 @@ class TraceStore:
     # ---- reads ---------------------------------------------------------------------------
 
     def _rows(self, stmt: Any) -> list[dict[str, Any]]:
-        with self._lock, self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
+        try:
+            with self._lock, self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(stmt)]
+        except OperationalError as exc:  # the server is gone, the file locked past the timeout
+            detail = " ".join(str(exc.orig or exc).split())[:300]
+            raise StoreError(f"trace store {self.shown_url}: cannot read: {detail}") from exc
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         counts = (

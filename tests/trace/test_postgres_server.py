@@ -88,6 +88,8 @@ async def test_a_server_that_stays_down_is_a_store_error_not_a_hang(
     with pytest.raises(StoreError, match="1 of 1 writes failed: OperationalError: .*refused"):
         await store.flush()
     assert 1.5 <= time.monotonic() - started < 10  # retried for retry_for, then said so
+    with pytest.raises(StoreError, match="cannot read: .*refused"):
+        store.tasks()  # reads say so too
     own_server.start()
     later = Task(text="later")
     store.task_queued(later)
