@@ -246,3 +246,32 @@ async def test_a_resumed_task_is_answered_its_recorded_llm_calls(db_url: str) ->
     assert result.output == ["draft one", "polished"]
     assert [r.messages[-1].content for r in second.requests] == ["polish: draft one"]
     assert task["id"] == handle.id
+
+
+@pytest.mark.parametrize("decision", ["approved", "denied", "expired"])
+async def test_a_decision_made_while_no_process_ran_the_task_is_found_on_resume(
+    db_url: str, decision: str
+) -> None:
+    payload: dict[str, Any] = {"amount": 30}
+    if decision == "expired":
+        payload["approval_timeout"] = 0.3
+    async with make_swarm(db_url) as swarm:
+        handle = await swarm.submit("refund", payload=payload)
+        [row] = await waiting_approval(swarm)
+    await handle
+    with TraceStore(db_url) as store:
+        if decision == "expired":
+            await asyncio.sleep(0.4)  # it runs out while nobody runs the task
+        else:
+            store.decide_approval(row["id"], decision == "approved", "ana")
+        [task] = store.unfinished_tasks()
+    async with make_swarm(db_url) as swarm:
+        result = await asyncio.wait_for(await swarm.scheduler.resume(_task_from_row(task)), 10)
+        assert await swarm.approvals() == []  # it never waited again
+    assert result.output["approved"] is (decision == "approved")
+    refunds_made = [e for e in executions if e.startswith("refund")]
+    assert executions[0] == "charge 30.0" and executions.count("charge 30.0") == 1
+    assert refunds_made == (["refund 30.0"] if decision == "approved" else [])
+    with TraceStore(db_url) as store:
+        assert store.approval(row["id"])["status"] == decision
+        assert store.task(task["id"])["status"] == "done"
