@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.text import Text
 
 from swarm.console.commands import Parsed, UsageProblem, parse
-from swarm.console.live import ObservedStore, RequestStatus
+from swarm.console.live import RequestStatus
 from swarm.console.views import (
     AgentsTable,
     HelpView,
@@ -34,6 +34,7 @@ from swarm.feedback import OUT_OF_SCOPE, check_agent_name, record_feedback
 from swarm.models import Decision, Result, Task, new_id, short_id
 from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.swarm import Swarm
+from swarm.trace import TraceStore
 from swarm.views import ApprovalsTable, DecisionView, ResultView, TaskTree
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class ConsoleSession:
         *,
         registry: Any,
         router: Any,
-        store: ObservedStore,
+        store: TraceStore,
         console: Console,
         agents_spec: str | None = None,
         router_spec: str = "auto",
@@ -202,21 +203,23 @@ class ConsoleSession:
         if agent is None:
             self.last = LastRequest(task.id, text, None)
         self.last_task = task.id
-        # Subscribed before it is queued: a question to a person is never missed.
-        events = self.swarm.scheduler.events.subscribe(task.id)
-        self.store.listener = status
-        handle = await self.swarm.submit(task)
-        return await self._follow(
+        events = self.swarm.events.subscribe(task.id)  # before submitting: nothing is missed
+        try:
+            handle = await self.swarm.submit(task)
+        except BaseException:
+            events.close()
+            raise
+        return await self._watch(
             _Parked(handle, status, events, asyncio.ensure_future(_wait(handle)))
         )
 
-    async def _follow(self, parked: _Parked) -> Result | None:
+    async def _watch(self, parked: _Parked) -> Result | None:
         """Show a request's progress until its result, or until it waits for a person: then the
-        prompt comes back (`/approve ID` or `/deny ID` carries on with it)."""
-        handle, status, waiter = parked.handle, parked.status, parked.waiter
-        self.store.listener = status
+        prompt comes back (`/approve ID` or `/deny ID` watches it go on)."""
+        handle, status, events, waiter = parked.handle, parked.status, parked.events, parked.waiter
         loop = asyncio.get_running_loop()
-        asked = asyncio.ensure_future(_question(parked.events))
+        asked: asyncio.Future[Event] = loop.create_future()
+        follower = asyncio.ensure_future(_follow(events, status, asked))
         presses = 0
 
         def on_sigint() -> None:
@@ -234,18 +237,22 @@ class ConsoleSession:
             with live:
                 both: list[asyncio.Future[Any]] = [waiter, asked]
                 await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    # The root's `done` came before its result: every event is in the buffer now.
+                    events.close()
+                    await follower
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
-            self.store.listener = None
-            if not asked.done():
-                asked.cancel()
-        event = asked.result() if asked.done() and not asked.cancelled() else None
-        if event is not None and not waiter.done():
+            if waiter.done() or not asked.done():
+                events.close()
+            if not follower.done():
+                follower.cancel()  # a parked request's events wait in its subscription
+        if asked.done() and not waiter.done():
+            event = asked.result()
             self.parked[event.data["approval_id"]] = parked
-            self.console.print(WaitingNote(event.data, status.nodes.get(event.task_id)))
+            self.console.print(WaitingNote(event.data))
             return None
-        parked.events.close()
         if waiter.cancelled():
             self.console.print(
                 Text("stopped waiting; the task may still be winding down", "yellow")
@@ -321,7 +328,7 @@ class ConsoleSession:
         )
         parked = self.parked.pop(row["id"], None)
         if parked is not None:  # a request of this session: watch it go on
-            await self._follow(parked)
+            await self._watch(parked)
 
     def _last_routed(self) -> LastRequest:
         if self.last is None:
@@ -463,6 +470,20 @@ class ConsoleSession:
             self.swarm.scheduler.router = outcome.router
 
 
+async def _follow(
+    events: Subscription, status: RequestStatus, asked: asyncio.Future[Event] | None = None
+) -> None:
+    """Feed the request's events to its live view until its subscription ends; a question to a
+    person sets `asked`."""
+    async for event in events:
+        try:
+            status.handle(event)
+        except Exception:  # a broken view must never fail or hang a request
+            log.exception("the console's live view failed on a %s event", event.kind)
+        if event.kind == "waiting" and asked is not None and not asked.done():
+            asked.set_result(event)
+
+
 async def _wait(handle: Any) -> Result:
     result: Result = await handle
     return result
@@ -470,22 +491,12 @@ async def _wait(handle: Any) -> Result:
 
 @dataclass
 class _Parked:
-    """A request being followed: its handle, its live view, its events, the wait for its end."""
+    """A request being watched: its handle, its live view, its events, the wait for its end."""
 
     handle: Any
     status: RequestStatus
     events: Subscription
     waiter: asyncio.Future[Result]
-
-
-async def _question(events: Subscription) -> Event:
-    """The next time the request (or one of its child tasks) asks a person; if it ends first,
-    never (its result wins the wait)."""
-    async for event in events:
-        if event.kind == "waiting":
-            return event
-    await asyncio.get_running_loop().create_future()
-    raise AssertionError("unreachable")
 
 
 def _add_sigint(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:

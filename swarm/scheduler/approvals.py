@@ -134,9 +134,9 @@ class ApprovalDesk:
         approval_id = row["id"]
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[approval_id] = _Waiter(task, future)
-        self.events.emit(
+        self.events.emit_task(
             "waiting",
-            task.id,
+            task,
             {
                 "approval_id": approval_id,
                 "question": row["question"],
@@ -144,8 +144,6 @@ class ApprovalDesk:
                 "details": row["details"],
                 "agent": row["agent"],
             },
-            parent_id=task.parent,
-            run_id=task.run_id,
         )
         if not self._polling:
             self._polling = True
@@ -211,17 +209,15 @@ class ApprovalDesk:
         if not any(w.task.id == task.id for w in self._waiters.values()):
             await asyncio.to_thread(self.store.task_resumed_from_approval, task.id)
         kind = "approved" if row["status"] == "approved" else "denied"
-        self.events.emit(
+        self.events.emit_task(
             kind,
-            task.id,
+            task,
             {
                 "approval_id": row["id"],
                 "by": row["decided_by"],
                 "note": row["note"],
                 "status": row["status"],
             },
-            parent_id=task.parent,
-            run_id=task.run_id,
         )
 
     async def _poll(self) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from swarm.agents import AgentRegistry
 from swarm.console import ConsoleSession
-from swarm.console.live import ObservedStore
+from swarm.trace import TraceStore as ObservedStore
 from swarm.models import short_id
 from swarm.testing import FakeRouter
 
