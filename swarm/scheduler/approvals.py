@@ -64,6 +64,8 @@ class ApprovalStore(Protocol):
         self, *, task_id: str | None = None, run_id: str | None = None, kind: str | None = None
     ) -> list[dict[str, Any]]: ...
 
+    def children(self, task_id: str) -> list[dict[str, Any]]: ...
+
     async def flush(self) -> None: ...
 
 
@@ -181,12 +183,14 @@ class ApprovalDesk:
         return row
 
     async def replay_for(self, task_id: str) -> ResumeReplay | None:
-        """For a resumed task that asked for approval: its recorded tool and LLM calls."""
+        """For a resumed task that asked for approval: its recorded tool and LLM calls, and the
+        child tasks it delegated to that finished."""
         asked = await asyncio.to_thread(self.store.approvals, task_id=task_id, limit=1)
         if not asked:
             return None
         spans = await asyncio.to_thread(self.store.spans, task_id=task_id)
-        replay = ResumeReplay(s for s in spans if s["kind"] in ("tool", "llm"))
+        children = await asyncio.to_thread(self.store.children, task_id)
+        replay = ResumeReplay((s for s in spans if s["kind"] in ("tool", "llm")), children)
         return replay if replay else None
 
     # ---- inside ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from refund_agents import executions, refunds
+from refund_agents import careful, checker, executions, refunds
 
 from swarm import (
     AgentRegistry,
@@ -275,3 +275,33 @@ async def test_a_decision_made_while_no_process_ran_the_task_is_found_on_resume(
     with TraceStore(db_url) as store:
         assert store.approval(row["id"])["status"] == decision
         assert store.task(task["id"])["status"] == "done"
+
+
+async def test_a_finished_child_task_is_not_run_again_on_resume(db_url: str) -> None:
+    def make() -> Swarm:
+        registry = AgentRegistry([careful, checker])
+        return Swarm(registry, router=FakeRouter({}, default="careful"), db=db_url)
+
+    async with make() as swarm:
+        handle = await swarm.submit("careful refund", agent="careful")
+        [row] = await waiting_approval(swarm)
+    await handle
+    assert executions == ["check 4821"]
+    with TraceStore(db_url) as store:
+        [task] = store.unfinished_tasks()  # the finished child is not
+        [child] = store.children(task["id"])
+    async with make() as swarm:
+        again = await swarm.scheduler.resume(_task_from_row(task))
+        await waiting_approval(swarm)
+        await swarm.approve(row["id"])
+        result = await again
+    assert result.output == {
+        "approved": True,
+        "check": {"card": "4821", "status": "active"},
+        "refund": {"refunded": 5.0},
+    }
+    assert executions == ["check 4821", "refund 5"]  # the check ran once in all
+    with TraceStore(db_url) as store:
+        assert [c["id"] for c in store.children(task["id"])] == [child["id"]]
+        delegations = store.spans(task_id=task["id"], kind="delegate")
+        assert [d["attributes"].get("replayed", False) for d in delegations] == [False, True]

@@ -14,9 +14,9 @@ from rich.console import Console
 
 from swarm.agents import AgentRegistry
 from swarm.console import ConsoleSession
-from swarm.trace import TraceStore as ObservedStore
 from swarm.models import short_id
 from swarm.testing import FakeRouter
+from swarm.trace import TraceStore as ObservedStore
 
 
 @pytest.fixture
