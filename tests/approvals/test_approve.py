@@ -67,7 +67,7 @@ async def test_approved_task_goes_on_and_its_waiting_is_stored(db_url: str) -> N
     assert result.status is TaskStatus.DONE
     assert result.output == {"approved": True, "refund": {"refunded": 120.0}}
     assert executions == ["charge 120.0", "refund 120.0"]
-    kinds = [e.kind for e in events._buffer if e.kind in ("waiting", "approved", "denied")]
+    kinds = [e.kind async for e in events if e.kind in ("waiting", "approved", "denied")]
     assert kinds == ["waiting", "approved"]
     with TraceStore(db_url) as store:
         assert store.task(handle.id)["status"] == "done"
@@ -91,7 +91,13 @@ async def test_denied_task_gets_false_and_a_decision_is_final(db_url: str) -> No
 
 async def test_no_decision_in_time_expires(db_url: str) -> None:
     async with make_swarm(db_url) as swarm:
+        events = swarm.scheduler.events.subscribe()
         result = await swarm.run("refund", payload={"amount": 50, "approval_timeout": 0.2})
+        events.close()
+        told = [(e.kind, e.data) async for e in events if e.kind in ("waiting", "denied")]
+        assert [kind for kind, _ in told] == ["waiting", "denied"]
+        assert told[0][1]["expires_at"] is not None and told[0][1]["agent"] == "refunds"
+        assert told[1][1]["status"] == "expired" and told[1][1]["by"] is None
         assert result.output == {"approved": False}
         [row] = await swarm.approvals(status=None)
         assert row["status"] == "expired"
