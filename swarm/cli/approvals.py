@@ -57,7 +57,7 @@ def approve(
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def approvals(show_all: bool, task_id: str | None, limit: int, db: str, as_json: bool) -> None:
-    """The approvals waiting for a person (--all: every one, newest last); answer one with
+    """The approvals waiting for a person (--all: every one, oldest first); answer one with
     `swarm approve ID [--deny]`."""
     from swarm.trace import TraceStore
     from swarm.views import ApprovalsTable
