@@ -203,23 +203,25 @@ class ConsoleSession:
         if agent is None:
             self.last = LastRequest(task.id, text, None)
         self.last_task = task.id
-        events = self.swarm.events.subscribe(task.id)  # before submitting: nothing is missed
+        # Subscribed before it is queued: nothing is missed, a question to a person included.
+        events = self.swarm.events.subscribe(task.id)
         try:
             handle = await self.swarm.submit(task)
         except BaseException:
             events.close()
             raise
-        return await self._watch(
+        return await self._follow(
             _Parked(handle, status, events, asyncio.ensure_future(_wait(handle)))
         )
 
-    async def _watch(self, parked: _Parked) -> Result | None:
-        """Show a request's progress until its result, or until it waits for a person: then the
-        prompt comes back (`/approve ID` or `/deny ID` watches it go on)."""
-        handle, status, events, waiter = parked.handle, parked.status, parked.events, parked.waiter
+    async def _follow(self, parked: _Parked) -> Result | None:
+        """Show a request's progress (its events, in its live view) until its result, or until
+        it waits for a person: then the prompt comes back (`/approve ID` or `/deny ID` carries
+        on with it)."""
+        handle, status, waiter, events = parked.handle, parked.status, parked.waiter, parked.events
         loop = asyncio.get_running_loop()
-        asked: asyncio.Future[Event] = loop.create_future()
-        follower = asyncio.ensure_future(_follow(events, status, asked))
+        asked = asyncio.ensure_future(_feed(events, status, until_asked=True))
+        question: Event | None = None
         presses = 0
 
         def on_sigint() -> None:
@@ -237,21 +239,22 @@ class ConsoleSession:
             with live:
                 both: list[asyncio.Future[Any]] = [waiter, asked]
                 await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
-                if waiter.done():
-                    # The root's `done` came before its result: every event is in the buffer now.
+                if asked.done() and not waiter.done():
+                    question = asked.result()  # None: its events ended, its result is on its way
+                if question is None:
+                    await asyncio.wait({waiter})
+                    # The root's `done` came before its result: every event is in the buffer.
                     events.close()
-                    await follower
+                    await asked
+                    await _feed(events, status, until_asked=False)
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
-            if waiter.done() or not asked.done():
-                events.close()
-            if not follower.done():
-                follower.cancel()  # a parked request's events wait in its subscription
-        if asked.done() and not waiter.done():
-            event = asked.result()
-            self.parked[event.data["approval_id"]] = parked
-            self.console.print(WaitingNote(event.data))
+            if not asked.done():
+                asked.cancel()
+        if question is not None:
+            self.parked[question.data["approval_id"]] = parked
+            self.console.print(WaitingNote(question.data, status.nodes.get(question.task_id)))
             return None
         if waiter.cancelled():
             self.console.print(
@@ -328,7 +331,7 @@ class ConsoleSession:
         )
         parked = self.parked.pop(row["id"], None)
         if parked is not None:  # a request of this session: watch it go on
-            await self._watch(parked)
+            await self._follow(parked)
 
     def _last_routed(self) -> LastRequest:
         if self.last is None:
@@ -470,18 +473,17 @@ class ConsoleSession:
             self.swarm.scheduler.router = outcome.router
 
 
-async def _follow(
-    events: Subscription, status: RequestStatus, asked: asyncio.Future[Event] | None = None
-) -> None:
-    """Feed the request's events to its live view until its subscription ends; a question to a
-    person sets `asked`."""
+async def _feed(events: Subscription, status: RequestStatus, *, until_asked: bool) -> Event | None:
+    """Feed the request's events to its live view until its subscription ends (None) or, with
+    `until_asked`, until the request (or a child task) asks a person: that `waiting` event."""
     async for event in events:
         try:
             status.handle(event)
         except Exception:  # a broken view must never fail or hang a request
             log.exception("the console's live view failed on a %s event", event.kind)
-        if event.kind == "waiting" and asked is not None and not asked.done():
-            asked.set_result(event)
+        if until_asked and event.kind == "waiting":
+            return event
+    return None
 
 
 async def _wait(handle: Any) -> Result:
@@ -491,7 +493,7 @@ async def _wait(handle: Any) -> Result:
 
 @dataclass
 class _Parked:
-    """A request being watched: its handle, its live view, its events, the wait for its end."""
+    """A request being followed: its handle, its live view, its events, the wait for its end."""
 
     handle: Any
     status: RequestStatus

@@ -49,17 +49,22 @@ class Welcome:
 
 
 class WaitingNote:
-    """Under a request that waits for a person (the live view said what it asks): the prompt is
-    back, and how to answer."""
+    """A request that waits for a person: the question, and how to answer it."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
+    def __init__(self, data: dict[str, Any], node: Any = None) -> None:
+        self.data, self.node = data, node
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         ref = short_id(self.data["approval_id"])
+        who = self.data.get("agent") or (self.node.agent if self.node is not None else None)
+        yield Text.assemble(
+            ("⏸ ", "bold yellow"),
+            (f"{who or 'the agent'} asks: ", "bold"),
+            self.data["question"],
+        )
         yield Text(
-            f"  approval {ref} waits for a person; the prompt is yours meanwhile: "
-            f"/approve {ref} or /deny {ref} (a note may follow)",
+            f"  approval {ref}: /approve {ref} or /deny {ref} (a note may follow); the prompt is "
+            "yours meanwhile",
             style="yellow",
         )
 

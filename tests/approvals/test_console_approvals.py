@@ -16,17 +16,17 @@ from swarm.agents import AgentRegistry
 from swarm.console import ConsoleSession
 from swarm.models import short_id
 from swarm.testing import FakeRouter
-from swarm.trace import TraceStore as ObservedStore
+from swarm.trace import TraceStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ObservedStore]:
-    s = ObservedStore(f"sqlite:///{tmp_path / 'console.db'}")
+def store(tmp_path: Path) -> Iterator[TraceStore]:
+    s = TraceStore(f"sqlite:///{tmp_path / 'console.db'}")
     yield s
     s.close()
 
 
-def run_session(store: ObservedStore, lines: list[str | Callable[[], str]]) -> str:
+def run_session(store: TraceStore, lines: list[str | Callable[[], str]]) -> str:
     out = Console(file=io.StringIO(), width=120, color_system=None, highlight=False)
     feed = iter(lines)
 
@@ -52,16 +52,16 @@ def run_session(store: ObservedStore, lines: list[str | Callable[[], str]]) -> s
     return " ".join(f.getvalue().split())  # wrapped lines read as one
 
 
-def rows_of(store: ObservedStore) -> list[dict[str, object]]:
+def rows_of(store: TraceStore) -> list[dict[str, object]]:
     return store.approvals()
 
 
-def waiting_id(store: ObservedStore) -> str:
+def waiting_id(store: TraceStore) -> str:
     [row] = store.approvals("waiting")
     return short_id(row["id"])
 
 
-def test_approve_and_deny_from_the_console(store: ObservedStore) -> None:
+def test_approve_and_deny_from_the_console(store: TraceStore) -> None:
     executions.clear()
     screen = run_session(
         store,
@@ -90,7 +90,7 @@ def test_approve_and_deny_from_the_console(store: ObservedStore) -> None:
 
 
 def test_waiting_approvals_are_announced_and_stay_waiting_after_the_session(
-    store: ObservedStore,
+    store: TraceStore,
 ) -> None:
     run_session(store, ["refund please"])  # leaves (Ctrl-D) while it waits
     [task] = store.unfinished_tasks()
@@ -100,7 +100,7 @@ def test_waiting_approvals_are_announced_and_stay_waiting_after_the_session(
     assert waiting_id(store) in screen
 
 
-def test_a_wrong_id_gets_a_usage_line(store: ObservedStore) -> None:
+def test_a_wrong_id_gets_a_usage_line(store: TraceStore) -> None:
     screen = run_session(store, ["/approve nosuch", "/deny"])
     assert "no approval with id 'nosuch'" in screen and "/approvals lists" in screen
     assert "usage: /deny ID [NOTE]" in screen
