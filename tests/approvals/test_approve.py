@@ -311,3 +311,17 @@ async def test_a_finished_child_task_is_not_run_again_on_resume(db_url: str) -> 
         assert [c["id"] for c in store.children(task["id"])] == [child["id"]]
         delegations = store.spans(task_id=task["id"], kind="delegate")
         assert [d["attributes"].get("replayed", False) for d in delegations] == [False, True]
+
+
+async def test_on_postgresql_too(pg_url: str) -> None:
+    """The same wait, decision by another store object (another process's view) and polling."""
+    async with make_swarm(pg_url) as swarm:
+        handle = await swarm.submit("refund", payload={"amount": 12})
+        [row] = await waiting_approval(swarm)
+        other = TraceStore(pg_url)
+        try:
+            await asyncio.to_thread(other.decide_approval, row["id"][-8:], True, "pg")
+        finally:
+            other.close()
+        result = await asyncio.wait_for(handle, timeout=5)
+    assert result.output == {"approved": True, "refund": {"refunded": 12.0}}
