@@ -57,8 +57,7 @@ def slow_swarm(db_url: str) -> Swarm:
         import asyncio
 
         async with ctx.span("tool", "wait"):
-            while not release.is_set():
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(release.wait, 30)
         return {"reply": f"done: {task.text}"}
 
     swarm = Swarm(AgentRegistry([slow]), router=FakeRouter(default="slow"), db=db_url)
