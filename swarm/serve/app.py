@@ -34,7 +34,13 @@ from swarm.errors import (
 from swarm.events import Event, Subscription
 from swarm.models import OUT_OF_SCOPE, Decision, TaskStatus
 from swarm.serve import schemas as s
-from swarm.serve.security import DEFAULT_MAX_BODY, BearerToken, BodyLimit, token_from_env
+from swarm.serve.security import (
+    DEFAULT_MAX_BODY,
+    BearerToken,
+    BodyLimit,
+    LoopbackHosts,
+    token_from_env,
+)
 from swarm.swarm import Swarm
 from swarm.trace import TraceStore
 
@@ -77,7 +83,8 @@ def create_app(
     (`async with swarm`) unless it is running already.
 
     - `token`: the bearer token every /v1 route asks for; None reads `$SWARM_API_TOKEN`; "" turns
-      auth off. `/`, `/static/...`, `/v1/auth` and `/openapi.json` need none.
+      auth off. `/`, `/static/...`, `/v1/auth` and `/openapi.json` need none. Without a token the
+      app answers only requests addressed to a loopback name (`LoopbackHosts`: 421 otherwise).
     - `max_body`: bytes a request body may hold (413 beyond).
     - `models_dir`: where the router's versions live (default: `swarm.models_dir`).
 
@@ -112,6 +119,8 @@ def create_app(
         },
     )
     app.add_middleware(BodyLimit, max_body=max_body)
+    if token is None:
+        app.add_middleware(LoopbackHosts)
     _error_handlers(app)
     auth = [Depends(BearerToken(token))]
     stream_auth = [Depends(BearerToken(token, query=True))]
