@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from swarm.errors import (
     ApprovalDecided,
@@ -45,6 +47,8 @@ from swarm.swarm import Swarm
 from swarm.trace import TraceStore
 
 __all__ = ["STATIC_DIR", "create_app"]
+
+log = logging.getLogger("swarm.serve")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The web page's files (index.html, scripts, styles), shipped in the package."""
@@ -118,6 +122,7 @@ def create_app(
             422: {"model": s.ErrorBody, "description": "A field is missing or wrong"},
         },
     )
+    app.add_middleware(_Unexpected)
     app.add_middleware(BodyLimit, max_body=max_body)
     if token is None:
         app.add_middleware(LoopbackHosts)
@@ -618,6 +623,35 @@ def _error_handlers(app: FastAPI) -> None:
         status = next((code for cls, code in _ERRORS.items() if isinstance(exc, cls)), 500)
         headers = {"Retry-After": "1"} if status == 503 else None
         return _json(status, str(exc), headers=headers)
+
+
+class _Unexpected:
+    """ASGI middleware: an exception no handler took (a bug, a failing dependency) is logged with
+    its traceback and answered as a JSON 500 without it; the connection stays usable (Starlette's
+    own error middleware would raise it again to the server, which drops the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:  # half an answer is out (a stream): nothing else can be said
+                raise
+            detail = f"internal error ({type(exc).__name__}); the server log has the details"
+            await _json(500, detail)(scope, receive, send)
 
 
 def _json(
