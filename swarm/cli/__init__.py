@@ -164,10 +164,12 @@ def run(
 
     store_error: list[StoreError] = []
 
+    from swarm.cli.approvals import tell_waiting
+
     async def go() -> list[Any]:
         results: list[Any] = []
         try:
-            async with swarm:
+            async with swarm, tell_waiting(swarm, db):
                 handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
                 results = [await h for h in handles]
         except StoreError as exc:  # the tasks ran; their trace is incomplete: show both
@@ -285,6 +287,7 @@ def resume(
     import asyncio
 
     from swarm.agents import AgentRegistry
+    from swarm.cli.approvals import tell_waiting
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
     from swarm.trace import TraceStore
@@ -335,7 +338,7 @@ def resume(
             )
 
             async def go(swarm: Swarm = swarm, tasks: list[dict[str, Any]] = tasks) -> list[Any]:
-                async with swarm:
+                async with swarm, tell_waiting(swarm, db):
                     handles = []
                     for r in tasks:
                         task = Task(
@@ -380,6 +383,7 @@ LAZY = {
     "mcp": "swarm.cli.mcp:mcp",
     "replay": "swarm.cli.scenarios:replay",
     "router": "swarm.cli.router:router",
+    "serve": "swarm.cli.serve:serve",
     "test": "swarm.cli.scenarios:test",
     "usage": "swarm.cli.usage:usage",
 }
