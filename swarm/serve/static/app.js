@@ -1,0 +1,828 @@
+// swarm's page: watch tasks as they run, answer approvals, teach and switch the router.
+// Plain DOM: every text from the server goes in through textContent or attributes, never innerHTML.
+
+const TOKEN_KEY = "swarm.token";
+const LIST_LIMIT = 50;
+const OUT_OF_SCOPE = "oos";
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  agents: [],
+  tasks: new Map(),      // id -> task row (roots only), for the list
+  runFilter: "",
+  open: null,            // {id, tree: Set of ids whose events belong to it, log: element}
+  refreshTimer: null,
+  waiting: [],           // approvals waiting
+  recent: [],            // the last RECENT_EVENTS events, replayed into a task opened late
+};
+const RECENT_EVENTS = 2000;
+
+const $ = (id) => document.getElementById(id);
+
+// ---- small DOM helpers ----------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const shortId = (id) => (id ? String(id).slice(-8) : "");
+const taskHref = (id) => `#/tasks/${encodeURIComponent(id)}`;
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour12: false });
+}
+
+function when(value) {
+  if (value === null || value === undefined || value === "") return "";
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return date.toLocaleString([], { hour12: false });
+}
+
+function duration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "";
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+  return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+const percent = (p) => `${(100 * (Number(p) || 0)).toFixed(1)}%`;
+
+function statusChip(status) {
+  return el("span", { class: `chip status-${status || "unknown"}` }, status || "unknown");
+}
+
+function json(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+function say(message, kind = "error") {
+  const notice = $("notice");
+  notice.textContent = message;
+  notice.className = `notice notice-${kind}`;
+  notice.hidden = !message;
+}
+
+// ---- the API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function headers(extra = {}) {
+  const h = { Accept: "application/json", ...extra };
+  if (state.token) h.Authorization = `Bearer ${state.token}`;
+  return h;
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  for (let attempt = 0; ; attempt++) {
+    const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    const response = await fetch(path, init);
+    if (response.status === 401 && attempt < 3) {
+      await askToken(state.token ? "That token was refused; try again." : "");
+      continue;
+    }
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = text;
+    }
+    if (!response.ok) throw new ApiError(response.status, errorText(response, data));
+    return data;
+  }
+}
+
+function errorText(response, data) {
+  const detail = data && typeof data === "object" ? data.detail ?? data.error : data;
+  if (Array.isArray(detail)) {  // FastAPI's validation errors
+    return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+  }
+  return `${response.status} ${response.statusText}${detail ? `: ${json(detail)}` : ""}`;
+}
+
+let tokenPrompt = null;
+
+function askToken(problem = "") {
+  // One prompt at a time: requests refused meanwhile wait for the same answer.
+  if (tokenPrompt) return tokenPrompt;
+  tokenPrompt = new Promise((resolve) => {
+    const dialog = $("token-dialog");
+    const error = $("token-error");
+    error.textContent = problem;
+    error.hidden = !problem;
+    $("token-input").value = "";
+    $("token-form").onsubmit = (event) => {
+      event.preventDefault();
+      const token = $("token-input").value.trim();
+      if (!token) return;
+      state.token = token;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      dialog.close();
+      tokenPrompt = null;
+      resolve(token);
+    };
+    dialog.addEventListener("cancel", (event) => event.preventDefault());  // no way around it
+    dialog.showModal();
+    $("token-input").focus();
+  });
+  return tokenPrompt;
+}
+
+async function checkAuth() {
+  let auth = null;
+  try {
+    auth = await api("/v1/auth");
+  } catch {
+    return;  // a server without the endpoint: a 401 later still asks
+  }
+  const required = auth && (auth.token_required ?? auth.required);
+  if (required && !state.token) await askToken();
+}
+
+// ---- the event stream ------------------------------------------------------------------------
+
+// fetch, not EventSource: EventSource cannot send the Authorization header.
+async function followEvents() {
+  let lastId = null;
+  let wait = 500;
+  for (;;) {
+    try {
+      const h = headers({ Accept: "text/event-stream" });
+      if (lastId !== null) h["Last-Event-ID"] = lastId;
+      const response = await fetch("/v1/events", { headers: h });
+      if (response.status === 401) {
+        await askToken(state.token ? "That token was refused; try again." : "");
+        continue;
+      }
+      if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
+      setStreamState("live", "live");
+      wait = 500;
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const message = parseEventBlock(block);
+          if (message.id !== null) lastId = message.id;
+          if (message.data) handleMessage(message);
+        }
+      }
+    } catch {
+      // the server went away or the network dropped: try again below
+    }
+    setStreamState("reconnecting…", "down");
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(wait * 2, 10000);
+  }
+}
+
+function parseEventBlock(block) {
+  const message = { event: "message", data: "", id: null };
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") message.event = value;
+    else if (field === "data") data.push(value);
+    else if (field === "id") message.id = value;
+  }
+  message.data = data.join("\n");
+  return message;
+}
+
+function setStreamState(text, kind) {
+  const node = $("stream-state");
+  node.textContent = `events: ${text}`;
+  node.dataset.state = kind;
+}
+
+function handleMessage(message) {
+  let event;
+  try {
+    event = JSON.parse(message.data);
+  } catch {
+    return;
+  }
+  if (!event || typeof event !== "object" || !event.task_id) return;
+  state.recent.push(event);
+  if (state.recent.length > RECENT_EVENTS) state.recent.splice(0, state.recent.length - RECENT_EVENTS);
+  updateListFromEvent(event);
+  if (["waiting", "approved", "denied"].includes(event.kind)) loadApprovals();
+  if (state.open && showEvent(state.open, event) && event.kind !== "token") scheduleRefresh();
+}
+
+// Whether `event` belongs to the open task's tree (then it goes in its log).
+function showEvent(open, event) {
+  if (!open.tree.has(event.task_id) && !open.tree.has(event.parent_id)) return false;
+  open.tree.add(event.task_id);
+  if (event.kind === "delegated" && event.data && event.data.child_id) open.tree.add(event.data.child_id);
+  appendEvent(open.log, event);
+  return true;
+}
+
+function updateListFromEvent(event) {
+  if (event.parent_id) return;  // the list shows root tasks
+  if (state.runFilter && event.run_id && event.run_id !== state.runFilter) return;
+  const data = event.data || {};
+  let row = state.tasks.get(event.task_id);
+  if (!row) {
+    if (event.kind !== "queued") return;
+    row = { id: event.task_id, text: data.text || "", status: "queued", agent: data.agent || null,
+            run_id: event.run_id, created_at: event.at };
+  }
+  row = { ...row };
+  if (event.kind === "routed") row.agent = data.agent ?? row.agent;
+  if (event.kind === "started") { row.status = "running"; row.agent = data.agent ?? row.agent; }
+  if (event.kind === "waiting") row.status = "waiting";
+  if (event.kind === "approved" || event.kind === "denied") row.status = "running";
+  if (event.kind === "handoff") row.agent = data.to ?? row.agent;
+  if (event.kind === "done") { row.status = data.status || "done"; row.agent = data.agent ?? row.agent; }
+  state.tasks.set(row.id, row);
+  renderTaskList();
+}
+
+// ---- tasks: the list -------------------------------------------------------------------------
+
+async function loadRuns() {
+  try {
+    const { runs } = await api("/v1/runs");
+    const select = $("run-filter");
+    const keep = select.value;
+    select.replaceChildren(el("option", { value: "" }, "all runs"));
+    for (const run of runs || []) {
+      const label = `${shortId(run.id)} · ${run.kind || "run"} · ${when(run.started_at)}` +
+        (run.tasks !== undefined ? ` · ${run.tasks} task${run.tasks === 1 ? "" : "s"}` : "");
+      select.append(el("option", { value: run.id }, label));
+    }
+    select.value = keep;
+  } catch (error) {
+    say(`Could not load runs: ${error.message}`);
+  }
+}
+
+async function loadTasks() {
+  const query = new URLSearchParams({ limit: String(LIST_LIMIT) });
+  if (state.runFilter) query.set("run_id", state.runFilter);
+  try {
+    const { tasks } = await api(`/v1/tasks?${query}`);
+    state.tasks = new Map((tasks || []).filter((t) => !t.parent_id).map((t) => [t.id, t]));
+    renderTaskList();
+  } catch (error) {
+    say(`Could not load tasks: ${error.message}`);
+  }
+}
+
+function renderTaskList() {
+  const rows = [...state.tasks.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)
+    || String(b.id).localeCompare(String(a.id)));
+  const list = $("task-list");
+  const openId = state.open && state.open.id;
+  list.replaceChildren(...rows.slice(0, LIST_LIMIT).map((task) => el("li", { "data-task-id": task.id },
+    el("a", { href: taskHref(task.id), "aria-current": task.id === openId ? "page" : null },
+      statusChip(task.status),
+      el("span", { class: "task-agent" }, task.agent || "—"),
+      el("span", { class: "task-text" }, task.text || ""),
+      el("span", { class: "task-id mono" }, shortId(task.id))))));
+  $("task-list-empty").hidden = rows.length > 0;
+}
+
+async function loadAgents() {
+  try {
+    const { agents } = await api("/v1/agents");
+    state.agents = agents || [];
+  } catch (error) {
+    say(`Could not load agents: ${error.message}`);
+  }
+  const select = $("submit-agent");
+  select.replaceChildren(el("option", { value: "" }, "let the router choose"),
+    ...state.agents.map((a) => el("option", { value: a.name }, a.name)));
+}
+
+async function submitTask(event) {
+  event.preventDefault();
+  const text = $("submit-text").value.trim();
+  if (!text) return;
+  const body = { text };
+  const agent = $("submit-agent").value;
+  if (agent) body.agent = agent;
+  const button = event.submitter || $("submit-form").querySelector("button");
+  button.disabled = true;
+  try {
+    const created = await api("/v1/tasks", { method: "POST", body });
+    $("submit-text").value = "";
+    say("");
+    if (!state.tasks.has(created.id)) {
+      state.tasks.set(created.id, { id: created.id, text, status: created.status || "queued",
+        agent: agent || null, created_at: Date.now() / 1000 });
+      renderTaskList();
+    }
+    location.hash = taskHref(created.id);
+  } catch (error) {
+    say(`Could not submit: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- tasks: one task -------------------------------------------------------------------------
+
+function openTask(id) {
+  if (state.open && state.open.id === id) return refreshTask();
+  const log = el("ol", { class: "event-log", id: "event-log", "aria-label": "Events of this task" });
+  state.open = { id, tree: new Set([id]), log, tries: 0 };
+  for (const event of state.recent) showEvent(state.open, event);  // what came before it opened
+  renderTaskList();
+  $("task-detail").replaceChildren(el("p", { class: "muted" }, "Loading task…"));
+  return refreshTask();
+}
+
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(refreshTask, 250);
+}
+
+async function refreshTask() {
+  const open = state.open;
+  if (!open) return;
+  let task;
+  let tree = null;
+  try {
+    task = await api(`/v1/tasks/${encodeURIComponent(open.id)}`);
+  } catch (error) {
+    if (state.open !== open) return;
+    if (error.status === 404 && open.tries++ < 20) {  // submitted, not stored yet
+      state.refreshTimer = setTimeout(refreshTask, 300);
+      return;
+    }
+    $("task-detail").replaceChildren(el("p", { class: "error", role: "alert" },
+      `Could not load task ${open.id}: ${error.message}`), eventsSection(open.log));
+    return;
+  }
+  try {
+    tree = await api(`/v1/traces/${encodeURIComponent(task.id)}`);
+  } catch (error) {
+    tree = { error: error.message };
+  }
+  if (state.open !== open) return;
+  if (task.id !== open.id) {  // a short id resolved: follow the full one from now on
+    open.tree.add(task.id);
+    open.id = task.id;
+  }
+  collectTree(tree, open.tree);
+  const waiting = state.waiting.filter((a) => open.tree.has(a.task_id));
+  const focusId = document.activeElement && document.activeElement.id;
+  $("task-detail").replaceChildren(renderTask(task, tree, waiting, open.log));
+  if (focusId && $(focusId)) $(focusId).focus();
+  renderTaskList();
+}
+
+function collectTree(node, ids) {
+  if (!node || !node.id) return;
+  ids.add(node.id);
+  for (const child of node.children || []) collectTree(child, ids);
+}
+
+function renderTask(task, tree, waiting, log) {
+  const started = task.started_at ?? task.created_at;
+  const took = task.finished_at && started ? (task.finished_at - started) * 1000 : null;
+  const facts = [
+    ["Id", el("span", { class: "mono" }, task.id)],
+    ["Agent", task.agent || "—"],
+    task.forced_agent ? ["Asked for", task.forced_agent] : null,
+    ["Run", el("span", { class: "mono" }, task.run_id || "—")],
+    task.parent_id ? ["Parent", el("a", { href: taskHref(task.parent_id), class: "mono" }, shortId(task.parent_id))] : null,
+    ["Created", when(task.created_at)],
+    took !== null ? ["Took", duration(took)] : null,
+    task.attempts ? ["Attempts", String(task.attempts)] : null,
+    task.hops && task.hops.length ? ["Hops", task.hops.map((h) => (typeof h === "string" ? h : json(h))).join(" → ")] : null,
+  ].filter(Boolean);
+  return el("article", { class: "task", "aria-labelledby": "task-heading", "data-task-id": task.id, "data-status": task.status },
+    el("header", { class: "task-head" },
+      el("h2", { id: "task-heading" }, `Task ${shortId(task.id)} `, statusChip(task.status)),
+      el("blockquote", { class: "task-request" }, task.text || ""),
+      el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))),
+    waiting.length ? el("section", { class: "card", "aria-labelledby": "task-approvals-heading" },
+      el("h3", { id: "task-approvals-heading" }, "Waiting for a person"),
+      el("ul", { class: "approval-list" }, waiting.map(approvalItem))) : null,
+    resultSection(task),
+    el("div", { class: "pair" }, decisionSection(task), feedbackSection(task)),
+    treeSection(tree),
+    timelineSection(tree),
+    eventsSection(log));
+}
+
+function resultSection(task) {
+  const finished = !["queued", "running", "waiting"].includes(task.status);
+  return el("section", { class: "card", "aria-labelledby": "result-heading" },
+    el("h3", { id: "result-heading" }, "Result"),
+    !finished ? el("p", { class: "muted" }, `Not finished: ${task.status}.`) : null,
+    task.error ? el("pre", { class: "error output" }, task.error) : null,
+    finished && task.output !== null && task.output !== undefined
+      ? el("pre", { class: "output", "aria-label": "Output" }, json(task.output)) : null);
+}
+
+function decisionSection(task) {
+  const d = task.decision;
+  const section = el("section", { class: "card decision", "aria-labelledby": "decision-heading" },
+    el("h3", { id: "decision-heading" }, "Routing decision"));
+  if (!d) {
+    section.append(el("p", { class: "muted" }, task.forced_agent
+      ? `Sent to ${task.forced_agent} directly: the router was not asked.`
+      : "No routing decision stored (yet)."));
+    return section;
+  }
+  const rows = [
+    ["Agent", d.agent || "none (out of scope)"],
+    ["Status", d.status || ""],
+    ["Confidence", percent(d.confidence)],
+    d.rule ? ["Rule", d.rule] : null,
+    ["Router", d.router_version || "—"],
+  ].filter(Boolean);
+  section.append(el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+  const candidates = (d.candidates || []).map((c) => (Array.isArray(c) ? c : [c.agent, c.p ?? c.probability]));
+  if (candidates.length) {
+    section.append(el("h4", { id: "candidates-heading" }, "Candidates"),
+      el("ul", { class: "bars", "aria-labelledby": "candidates-heading" }, candidates.map(([agent, p]) => {
+        const fill = el("span", { class: "bar-fill" });
+        fill.style.width = percent(Math.max(0, Math.min(1, Number(p) || 0)));
+        return el("li", { class: agent === d.agent ? "bar-row chosen" : "bar-row" },
+          el("span", { class: "bar-label" }, agent),
+          el("span", { class: "bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "1",
+            "aria-valuenow": String(Number(p) || 0), "aria-label": `${agent}: ${percent(p)}` }, fill),
+          el("span", { class: "bar-value" }, percent(p)));
+      })));
+  }
+  const neighbours = d.neighbours || [];
+  section.append(el("h4", { id: "neighbours-heading" }, "Nearest examples"));
+  if (neighbours.length) {
+    section.append(el("ol", { class: "neighbours", "aria-labelledby": "neighbours-heading" }, neighbours.map((n) =>
+      el("li", {},
+        el("span", { class: "neighbour-text" }, `“${n.text}”`),
+        el("span", { class: "chip" }, n.agent || OUT_OF_SCOPE),
+        el("span", { class: "bar-value" }, n.similarity === undefined ? "" : Number(n.similarity).toFixed(2))))));
+  } else {
+    section.append(el("p", { class: "muted" }, "This router keeps no examples to show."));
+  }
+  return section;
+}
+
+function feedbackSection(task) {
+  const status = el("p", { class: "feedback-status", role: "status", "aria-live": "polite" });
+  const send = async (body, button) => {
+    button.disabled = true;
+    try {
+      const stored = await api(`/v1/tasks/${encodeURIComponent(task.id)}/feedback`, { method: "POST", body });
+      const kind = (stored && (stored.kind || stored.verdict)) || body.verdict;
+      const agent = (stored && stored.agent) || body.agent;
+      status.textContent = `Stored: ${kind}${agent ? ` → ${agent}` : ""}. Thank you.`;
+      status.className = "feedback-status ok";
+    } catch (error) {
+      status.textContent = `Not stored: ${error.message}`;
+      status.className = "feedback-status error";
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const picker = el("select", { id: "feedback-agent" },
+    ...state.agents.filter((a) => a.name !== task.agent).map((a) => el("option", { value: a.name }, a.name)),
+    el("option", { value: OUT_OF_SCOPE }, "nobody (out of scope)"));
+  const right = el("button", { type: "button", class: "good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
+  const wrong = el("button", { type: "button", class: "bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
+  const belongs = el("button", { type: "button", onclick: (e) => send({ verdict: "bad", agent: picker.value }, e.currentTarget) }, "Belongs to this agent");
+  return el("section", { class: "card feedback", "aria-labelledby": "feedback-heading" },
+    el("h3", { id: "feedback-heading" }, "Was it routed well?"),
+    el("div", { class: "buttons", role: "group", "aria-label": "Verdict" }, right, wrong),
+    el("div", { class: "belongs" },
+      el("label", { for: "feedback-agent" }, "It belongs to"), picker, belongs),
+    status);
+}
+
+function treeSection(tree) {
+  const section = el("section", { class: "card", "aria-labelledby": "tree-heading" },
+    el("h3", { id: "tree-heading" }, "Task tree"));
+  if (!tree || tree.error) {
+    section.append(el("p", { class: "muted" }, `No trace: ${tree ? tree.error : "not stored yet"}`));
+    return section;
+  }
+  const node = (t) => el("li", { "data-task-id": t.id },
+    el("div", { class: "tree-node" },
+      el("a", { href: taskHref(t.id), class: "mono" }, shortId(t.id)),
+      statusChip(t.status),
+      el("span", { class: "task-agent" }, t.agent || "—"),
+      el("span", { class: "task-text" }, t.text || ""),
+      el("span", { class: "muted" }, `${(t.spans || []).length} span${(t.spans || []).length === 1 ? "" : "s"}`)),
+    (t.children || []).length ? el("ul", {}, t.children.map(node)) : null);
+  section.append(el("ul", { class: "tree", "aria-label": "Task and the tasks it delegated" }, node(tree)));
+  return section;
+}
+
+function timelineRows(tree) {
+  const rows = [];
+  const now = Date.now() / 1000;
+  const walk = (t, depth) => {
+    const start = t.started_at ?? t.created_at;
+    if (start) {
+      rows.push({ depth, kind: "task", label: `${t.agent || "task"} · ${shortId(t.id)}`, status: t.status,
+        start, end: t.finished_at ?? now, open: !t.finished_at });
+    }
+    for (const s of t.spans || []) {
+      if (!s.started_at) continue;
+      rows.push({ depth: depth + 1, kind: s.kind || "span", label: `${s.kind}: ${s.name}`, status: s.status,
+        start: s.started_at, end: s.ended_at ?? now, open: !s.ended_at, error: s.error });
+    }
+    for (const c of t.children || []) walk(c, depth + 1);
+  };
+  walk(tree, 0);
+  return rows;
+}
+
+function timelineSection(tree) {
+  const section = el("section", { class: "card", "aria-labelledby": "timeline-heading" },
+    el("h3", { id: "timeline-heading" }, "Timeline"));
+  const rows = tree && !tree.error ? timelineRows(tree) : [];
+  if (!rows.length) {
+    section.append(el("p", { class: "muted" }, "Nothing has run yet."));
+    return section;
+  }
+  const t0 = Math.min(...rows.map((r) => r.start));
+  const t1 = Math.max(...rows.map((r) => r.end));
+  const span = Math.max(t1 - t0, 1e-6);
+  const axis = el("div", { class: "tl-axis", "aria-hidden": "true" },
+    [0, 0.25, 0.5, 0.75, 1].map((f) => {
+      const tick = el("span", { class: "tl-tick" }, duration(f * span * 1000));
+      tick.style.left = `${f * 100}%`;
+      return tick;
+    }));
+  const list = el("ol", { class: "timeline", "aria-label": `Spans over ${duration(span * 1000)}` },
+    rows.map((r) => {
+      const bar = el("span", { class: `tl-bar kind-${r.kind} status-${r.status || "ok"}${r.open ? " open" : ""}`,
+        title: `${r.label}: ${duration((r.end - r.start) * 1000)}${r.error ? ` (${r.error})` : ""}` });
+      bar.style.left = `${((r.start - t0) / span) * 100}%`;
+      bar.style.width = `max(2px, ${((r.end - r.start) / span) * 100}%)`;
+      const label = el("span", { class: "tl-label" }, r.label);
+      label.style.paddingLeft = `${r.depth * 0.9}em`;
+      return el("li", { class: "tl-row" }, label,
+        el("span", { class: "tl-track" }, bar),
+        el("span", { class: "tl-dur" }, `${duration((r.end - r.start) * 1000)}${r.open ? "…" : ""}`));
+    }));
+  section.append(el("div", { class: "tl-head" }, el("span", {}), axis, el("span", {})), list);
+  return section;
+}
+
+function eventsSection(log) {
+  return el("section", { class: "card", "aria-labelledby": "events-heading" },
+    el("h3", { id: "events-heading" }, "Events as they arrive"),
+    log.childElementCount ? null : el("p", { class: "muted events-hint" }, "Events of this task appear here while it runs."),
+    log);
+}
+
+function eventSummary(event) {
+  const d = event.data || {};
+  switch (event.kind) {
+    case "queued": return d.text ? `“${d.text}”` : "";
+    case "routed": return `${d.agent || "none"} (${d.status || ""}, ${percent(d.confidence)})`;
+    case "started": return `${d.agent} attempt ${d.attempt}`;
+    case "span": return `${d.kind}: ${d.name} ${d.status || ""} ${duration(d.duration_ms)}${d.error ? ` ${d.error}` : ""}`;
+    case "delegated": return `${shortId(d.child_id)} → ${d.agent || "router"}: “${d.text}”`;
+    case "handoff": return `${d.from} → ${d.to}${d.reason ? `: ${d.reason}` : ""}`;
+    case "waiting": return `“${d.question}”`;
+    case "approved": case "denied": return `${d.by || "someone"}${d.note ? `: ${d.note}` : ""}`;
+    case "token": return d.text || "";
+    case "done": return `${d.status}${d.agent ? ` by ${d.agent}` : ""}${d.error ? `: ${d.error}` : ""}`;
+    default: return json(d);
+  }
+}
+
+function appendEvent(log, event) {
+  if (event.kind === "token") {  // stream tokens into one growing line
+    const last = log.lastElementChild;
+    if (last && last.dataset.kind === "token" && last.dataset.taskId === event.task_id) {
+      last.querySelector(".event-text").append(document.createTextNode((event.data || {}).text || ""));
+      return;
+    }
+  }
+  const item = el("li", { class: `event event-${event.kind}`, "data-kind": event.kind, "data-task-id": event.task_id },
+    el("time", { class: "mono" }, clock(event.at)),
+    el("span", { class: `chip kind-${event.kind}` }, event.kind),
+    el("span", { class: "mono" }, shortId(event.task_id)),
+    el("span", { class: "event-text" }, eventSummary(event)));
+  log.append(item);
+  const hint = log.parentElement && log.parentElement.querySelector(".events-hint");
+  if (hint) hint.remove();
+}
+
+// ---- approvals -------------------------------------------------------------------------------
+
+async function loadApprovals() {
+  try {
+    const { approvals } = await api("/v1/approvals?status=waiting");
+    state.waiting = approvals || [];
+  } catch (error) {
+    say(`Could not load approvals: ${error.message}`);
+    return;
+  }
+  const count = $("approvals-count");
+  count.textContent = String(state.waiting.length);
+  count.hidden = state.waiting.length === 0;
+  count.setAttribute("aria-label", `${state.waiting.length} waiting`);
+  $("approval-list").replaceChildren(...state.waiting.map(approvalItem));
+  $("approval-empty").hidden = state.waiting.length > 0;
+  if (state.open && state.waiting.some((a) => state.open.tree.has(a.task_id))) scheduleRefresh();
+}
+
+function approvalItem(approval) {
+  const noteId = `note-${approval.id}`;
+  const note = el("input", { id: noteId, type: "text", autocomplete: "off" });
+  const status = el("p", { role: "status", class: "approval-status" });
+  const decide = async (approve, button) => {
+    for (const b of item.querySelectorAll("button")) b.disabled = true;
+    try {
+      const body = { approve };
+      if (note.value.trim()) body.note = note.value.trim();
+      const row = await api(`/v1/approvals/${encodeURIComponent(approval.id)}`, { method: "POST", body });
+      status.textContent = `${(row && row.status) || (approve ? "approved" : "denied")}.`;
+      item.classList.add("decided");
+      await loadApprovals();
+    } catch (error) {
+      status.textContent = `Not recorded: ${error.message}`;
+      status.className = "approval-status error";
+      for (const b of item.querySelectorAll("button")) b.disabled = false;
+      button.focus();
+    }
+  };
+  const details = approval.details && Object.keys(approval.details).length
+    ? el("dl", { class: "facts" }, Object.entries(approval.details).map(([k, v]) => [el("dt", {}, k), el("dd", {}, json(v))]))
+    : null;
+  const item = el("li", { class: "card approval", "data-approval-id": approval.id },
+    el("h3", { class: "question" }, approval.question),
+    el("p", { class: "muted" },
+      `${approval.agent || "an agent"} asked at ${clock(approval.created_at)}`,
+      approval.expires_at ? `, expires ${when(approval.expires_at)}` : "",
+      " · task ", el("a", { href: taskHref(approval.task_id), class: "mono" }, shortId(approval.task_id))),
+    details,
+    el("div", { class: "decide" },
+      el("label", { for: noteId }, "Note"), note,
+      el("button", { type: "button", class: "good", onclick: (e) => decide(true, e.currentTarget) }, "Approve"),
+      el("button", { type: "button", class: "bad", onclick: (e) => decide(false, e.currentTarget) }, "Deny")),
+    status);
+  return item;
+}
+
+// ---- the router ------------------------------------------------------------------------------
+
+async function loadRouter() {
+  await Promise.all([loadVersions(), loadMetrics()]);
+}
+
+async function loadVersions() {
+  let data;
+  try {
+    data = await api("/v1/router/versions");
+  } catch (error) {
+    $("versions-serving").textContent = `Could not load versions: ${error.message}`;
+    return;
+  }
+  const serving = data.serving;
+  const versions = [...(data.versions || [])].sort((a, b) =>
+    String(b.created_at || "").localeCompare(String(a.created_at || "")));
+  const index = versions.findIndex((v) => v.version === serving);
+  const previous = index >= 0 ? versions[index + 1] : null;
+  const servingLine = $("versions-serving");
+  servingLine.replaceChildren(serving ? `Serving ${serving}.` : "No router version serves.");
+  if (previous) {
+    servingLine.append(" ", el("button", { type: "button", class: "rollback",
+      onclick: (e) => useVersion(previous.version, e.currentTarget) }, `Roll back to ${previous.version}`));
+  }
+  $("versions-body").replaceChildren(...versions.map((v) => {
+    const isServing = v.version === serving;
+    return el("tr", { "data-version": v.version, class: isServing ? "serving" : null },
+      el("th", { scope: "row", class: "mono" }, v.version, isServing ? el("span", { class: "chip status-done" }, "serving") : null),
+      el("td", {}, when(v.created_at)),
+      el("td", {}, metricsText(v.metrics)),
+      el("td", {}, isServing ? null : el("button", { type: "button",
+        "aria-label": `Use ${v.version}`, onclick: (e) => useVersion(v.version, e.currentTarget) }, "Use")));
+  }));
+  $("versions-empty").hidden = versions.length > 0;
+}
+
+function metricsText(metrics) {
+  if (!metrics || typeof metrics !== "object") return "";
+  return Object.entries(metrics)
+    .filter(([, v]) => typeof v === "number" || typeof v === "string")
+    .slice(0, 4)
+    .map(([k, v]) => `${k} ${typeof v === "number" && v <= 1 && v >= 0 && !Number.isInteger(v) ? percent(v) : v}`)
+    .join(" · ");
+}
+
+async function useVersion(version, button) {
+  button.disabled = true;
+  try {
+    await api(`/v1/router/versions/${encodeURIComponent(version)}/use`, { method: "POST" });
+    say(`Router ${version} serves now.`, "ok");
+    await loadRouter();
+    $("versions-heading").focus?.();
+  } catch (error) {
+    say(`Could not switch to ${version}: ${error.message}`);
+    button.disabled = false;
+  }
+}
+
+async function loadMetrics() {
+  let m;
+  try {
+    m = await api("/v1/router/metrics");
+  } catch (error) {
+    $("metrics-summary").textContent = `Could not load metrics: ${error.message}`;
+    return;
+  }
+  const summary = $("metrics-summary");
+  if (!m || !m.n) {
+    summary.textContent = "No labelled tasks yet: give feedback on tasks, or run a scenario suite.";
+    $("matrix-wrap").replaceChildren();
+    return;
+  }
+  summary.replaceChildren(el("strong", { class: "accuracy" }, percent(m.accuracy)),
+    ` of ${m.n} labelled task${m.n === 1 ? "" : "s"} routed right`, m.source ? ` (from ${m.source})` : "", ".");
+  $("matrix-wrap").replaceChildren(confusionTable(m.labels || [], m.confusion || []));
+}
+
+function confusionTable(labels, matrix) {
+  const max = Math.max(1, ...matrix.flat().map(Number));
+  return el("table", { class: "matrix" },
+    el("caption", {}, "Confusion matrix: rows are the right agent, columns where the router sent it."),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, "right agent")),
+      labels.map((l) => el("th", { scope: "col" }, l)))),
+    el("tbody", {}, labels.map((row, i) => el("tr", {},
+      el("th", { scope: "row" }, row),
+      labels.map((col, j) => {
+        const n = Number((matrix[i] || [])[j] || 0);
+        const cell = el("td", { class: n ? (i === j ? "hit" : "miss") : "zero",
+          title: `${row} → ${col}: ${n}` }, String(n));
+        if (n) cell.style.setProperty("--share", String(0.15 + 0.85 * (n / max)));
+        return cell;
+      })))));
+}
+
+// ---- views -----------------------------------------------------------------------------------
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const view = ["tasks", "approvals", "router"].includes(parts[0]) ? parts[0] : "tasks";
+  for (const name of ["tasks", "approvals", "router"]) {
+    $(`view-${name}`).hidden = name !== view;
+  }
+  for (const link of document.querySelectorAll(".tabs a")) {
+    link.setAttribute("aria-current", link.dataset.view === view ? "page" : "false");
+  }
+  if (view === "tasks" && parts[1]) openTask(decodeURIComponent(parts[1]));
+  if (view === "approvals") loadApprovals();
+  if (view === "router") loadRouter();
+}
+
+async function main() {
+  $("submit-form").addEventListener("submit", submitTask);
+  $("submit-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("submit-form").requestSubmit();
+  });
+  $("run-filter").addEventListener("change", (event) => {
+    state.runFilter = event.target.value;
+    loadTasks();
+  });
+  window.addEventListener("hashchange", route);
+  await checkAuth();
+  followEvents();
+  await Promise.all([loadAgents(), loadRuns(), loadTasks(), loadApprovals()]);
+  route();
+  document.body.dataset.ready = "true";
+}
+
+main();
