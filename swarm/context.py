@@ -17,6 +17,7 @@ from swarm.models import Result, Task, new_id
 
 if TYPE_CHECKING:
     from swarm.clock import Clock
+    from swarm.events import EventBus
 
 __all__ = ["TOOL_REPLAY_SERVICE", "Context", "Span", "SpanKind", "SpanSink"]
 
@@ -53,6 +54,19 @@ class Span:
     def duration_ms(self) -> float | None:
         return None if self.ended_at is None else (self.ended_at - self.started_at) * 1000
 
+    def event_data(self) -> dict[str, Any]:
+        """The data of its `span` event (`swarm.events`); attributes stay in the trace store."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "parent_id": self.parent_id,
+            "error": self.error,
+            "started_at": self.started_at,
+        }
+
 
 class SpanSink(Protocol):
     """Where finished spans go: the trace store, or nowhere."""
@@ -72,9 +86,21 @@ class Context:
     - `await ctx.tool(fn, **kwargs)`: call a tool inside a span.
     - `ctx.llm`: the configured LLM client, or None when the swarm has none.
     - `ctx.services`: shared objects the swarm was given (a database, a sandbox), by name.
+    - `ctx.events`: the scheduler's `EventBus` (None outside a scheduler); each finished span
+      goes there as a `span` event, and `ctx.publish(kind, data)` adds others for this task.
     """
 
-    __slots__ = ("_scheduler", "_sink", "agent", "attempt", "clock", "llm", "services", "task")
+    __slots__ = (
+        "_scheduler",
+        "_sink",
+        "agent",
+        "attempt",
+        "clock",
+        "events",
+        "llm",
+        "services",
+        "task",
+    )
 
     def __init__(
         self,
@@ -87,6 +113,7 @@ class Context:
         clock: Clock,
         llm: Any = None,
         services: dict[str, Any] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.task = task
         self.agent = agent
@@ -94,6 +121,7 @@ class Context:
         self.llm = llm
         self.clock = clock
         self.services = services or {}
+        self.events = events
         self._scheduler = scheduler
         self._sink = sink
 
@@ -145,8 +173,23 @@ class Context:
         finally:
             _current_span.reset(token)
             span.ended_at = time.time()
-            if self._sink is not None:
-                self._sink.record_span(span)
+            self.record_span(span)
+
+    def record_span(self, span: Span) -> None:
+        """A finished span: to the trace store (when traced) and, when anyone listens, to the
+        event bus as a `span` event."""
+        if self._sink is not None:
+            self._sink.record_span(span)
+        events = self.events
+        if events is not None and events.active:
+            events.emit_task("span", self.task, span.event_data())
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Publish a `kind` event about this task (`swarm.events` lists the kinds), when anyone
+        listens; a no-op outside a scheduler."""
+        events = self.events
+        if events is not None and events.active:
+            events.emit_task(kind, self.task, data)
 
     async def tool(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         """Call `fn(**kwargs)` (sync or async) in a `tool` span that keeps arguments and output.

@@ -27,7 +27,10 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from swarm.models import Task
 
 __all__ = ["EVENT_KINDS", "Event", "EventBus", "EventKind", "Subscription"]
 
@@ -188,6 +191,11 @@ class EventBus:
         """Publish an event built from these fields, only when anyone listens (the cheap path)."""
         if self._subscriptions:
             self.publish(Event(kind, task_id, data or {}, run_id, parent_id))
+
+    def emit_task(self, kind: str, task: Task, data: dict[str, Any]) -> None:
+        """`emit` for `task`: its id, parent and run go on the event (the scheduler's path)."""
+        if self._subscriptions:
+            self.publish(Event(kind, task.id, data, task.run_id, task.parent))
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:

@@ -7,12 +7,13 @@ async with Swarm(agents=[cards, transfers], db="sqlite:///storage/swarm.db") as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from swarm.agents import Agent, AgentRegistry
 from swarm.clock import Clock
 from swarm.errors import ConfigError
+from swarm.events import Event, EventBus
 from swarm.feedback import FeedbackRecord, record_feedback
 from swarm.models import Result, Task
 from swarm.paths import DEFAULT_MODELS_DIR
@@ -31,6 +32,8 @@ class Swarm:
     - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
     - `otel`: an OTLP/HTTP endpoint or a `swarm.otel.OtelExport`; default `$SWARM_OTEL_ENDPOINT`.
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
+
+    `stream(text)` yields one task's events as they happen; `events` is the bus they come from.
     """
 
     def __init__(
@@ -76,6 +79,9 @@ class Swarm:
         self._owns_otel = False
         self.run_id: str | None = None
         self._scheduler: Scheduler | None = None
+        self.events = EventBus()
+        """Every task's events (`swarm.events`), from every scheduler this swarm starts:
+        `async with swarm.events.subscribe() as events: async for event in events: ...`."""
 
     async def __aenter__(self) -> Swarm:
         await self.start()
@@ -120,6 +126,7 @@ class Swarm:
             llm=self.llm,
             services=self.services,
             run_id=self.run_id,
+            events=self.events,
             **self.options,
         )
         await self._scheduler.start()
@@ -155,6 +162,29 @@ class Swarm:
 
     async def run(self, task: Task | str, **fields: Any) -> Result:
         return await self.scheduler.run(task, **fields)
+
+    async def stream(self, task: Task | str, **fields: Any) -> AsyncIterator[Event]:
+        """Submit `task` (a `Task`, or its text plus Task fields or `timeout=`) and yield its
+        events and those of the tasks it delegates to, as they happen; the last is the task's
+        own `done` (its data: status, agent, output, error).
+
+        Subscribes before submitting, so nothing is missed. A consumer that stops early leaves
+        the task running (cancel it with `swarm.cancel(event.task_id)`). A consumer more than
+        `events.max_buffer` events behind loses the oldest (never the scheduler's time).
+        """
+        scheduler = self.scheduler
+        timeout = fields.pop("timeout", None)
+        if isinstance(task, str):
+            task = Task(text=task, **fields)
+        elif fields:
+            task = task.model_copy(update=fields)
+        async with self.events.subscribe(task.id) as events:
+            if timeout is None:
+                await scheduler.submit(task)
+            else:
+                await scheduler.submit(task, timeout=timeout)
+            async for event in events:
+                yield event
 
     async def run_many(self, texts: Iterable[Task | str], **fields: Any) -> list[Result]:
         handles = [await self.submit(t, **fields) for t in texts]

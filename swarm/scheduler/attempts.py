@@ -137,7 +137,8 @@ class Attempt:
     lock: asyncio.Lock | None = None  # made on the first delegation: one take-back at a time
 
     def run(self, n: int) -> Coroutine[Any, Any, Any]:
-        """Call the body as attempt number `n` of this hop, in an `agent` span when traced.
+        """Call the body as attempt number `n` of this hop, in an `agent` span when traced or
+        watched (anyone subscribed to the scheduler's events).
 
         A plain function returning the coroutine to await: untraced, that is one frame less
         per task."""
@@ -150,18 +151,21 @@ class Attempt:
             sink=s.store,
             clock=s.clock,
             services=s.services,
+            events=s.events,
         )
         if s.llm is not None:
             bind = getattr(s.llm, "bind", None)
             ctx.llm = bind(ctx) if callable(bind) else s.llm
-        if s.store is None:
+        if s.events.active:
+            s.events.emit_task("started", task, {"agent": agent.name, "attempt": n})
+        elif s.store is None:
             return self._body(ctx)
         return self._traced(ctx, n)
 
     async def _traced(self, ctx: Context, n: int) -> Any:
         s, task, agent = self.s, self.entry.task, self.lane.agent
-        assert s.store is not None
-        s.store.task_started(task.id, agent.name, self.entry.attempts)
+        if s.store is not None:
+            s.store.task_started(task.id, agent.name, self.entry.attempts)
         span = Span("agent", agent.name, task.id, task.run_id, attributes={"attempt": n})
         token = enter_span(span)
         try:
@@ -179,7 +183,7 @@ class Attempt:
         finally:
             leave_span(token)
             span.ended_at = time.time()
-            s.store.record_span(span)
+            ctx.record_span(span)
 
     async def _body(self, ctx: Context) -> Any:
         me = asyncio.current_task()
@@ -245,6 +249,9 @@ class Attempt:
                 status=TaskStatus.FAILED,
                 error=f"delegation deeper than {s.max_depth} levels",
             )
+        if s.events.active:
+            data = {"child_id": child.id, "text": child.text, "agent": child.agent}
+            s.events.emit_task("delegated", parent, data)
         # Children bypass the queue bound: their parent already holds its place.
         handle = s.admit(child, depth=p.depth + 1)
         if p.children is None:

@@ -66,6 +66,7 @@ class Scheduler:
         run_id: str | None = None,
         tune_gc: bool = True,
         cancel_grace: float = 5.0,
+        events: EventBus | None = None,
     ) -> None:
         if not isinstance(router, RouterLike):
             raise ConfigError(
@@ -85,11 +86,18 @@ class Scheduler:
         self.slots = Slots(
             registry, concurrency=concurrency, max_queue=max_queue, spawn=self._spawn
         )
+        self.events = events if events is not None else EventBus()
+        """What happens to tasks, as it happens (`swarm.events`): `events.subscribe(task_id)`.
+        Every step publishes only `if events.active`: with no subscriber it costs one check."""
         self.intake = Intake(
-            router, self.slots, store, self.finish, batch_size=batch_size, ambiguous=ambiguous
+            router,
+            self.slots,
+            store,
+            self.finish,
+            self.events,
+            batch_size=batch_size,
+            ambiguous=ambiguous,
         )
-        self.events = EventBus()
-        """What happens to tasks, as it happens (`swarm.events`): `events.subscribe(task_id)`."""
         self._group: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -178,6 +186,9 @@ class Scheduler:
         self.slots.admit(e)
         if self.store is not None:
             self.store.task_queued(task, resumed=resumed)
+        if self.events.active:
+            data = {"text": task.text, "parent_id": task.parent, "agent": task.agent}
+            self.events.emit_task("queued", task, data)
         self.intake.push(e)
         return TaskHandle(task.id, future, self)
 
@@ -260,6 +271,9 @@ class Scheduler:
             return
         if handoff.payload:
             e.task.payload = {**e.task.payload, **handoff.payload}
+        if self.events.active:
+            data = {"from": source.agent.name, "to": handoff.agent, "reason": handoff.reason}
+            self.events.emit_task("handoff", e.task, data)
         if self.store is not None:
             self.store.record_span(handoff_span(e.task, source.agent.name, handoff))
         self.slots.requeue(e)
@@ -287,6 +301,9 @@ class Scheduler:
                 self.store.task_finished(result)
             except Exception:  # a store that refuses a value must not leave waiters hanging
                 log.exception("the trace store refused the result of task %s", e.task.id)
+        if self.events.active:  # before the waiters wake: a stream ends with this event
+            data = {"status": status.value, "agent": result.agent, "output": output, "error": error}
+            self.events.emit_task("done", e.task, data)
         if not e.future.done():
             e.future.set_result(result)
         self.slots.done(e)
