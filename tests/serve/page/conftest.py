@@ -96,7 +96,8 @@ def _run_uvicorn(app: Any) -> tuple[Any, threading.Thread, str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                       timeout_graceful_shutdown=2)
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -53,13 +53,17 @@ def test_submit_and_watch_events_arrive(page: PageWatch, server: Served, screens
     tree = pg.locator("ul.tree")
     expect(tree.locator("li li")).to_have_count(1)
     expect(tree.locator("li li .task-agent")).to_have_text("cards")
-    bars = pg.locator("ol.timeline .tl-bar")
-    expect(bars).to_have_count(6)  # 2 tasks; delegate + open_dispute spans; the child's span
+    with TraceStore(server.db_url) as store:
+        tree = store.task_tree(task_id)
+    spans = [(s["kind"], s["name"]) for node in (tree, *tree["children"]) for s in node["spans"]]
+    assert {("delegate", "cards"), ("tool", "open_dispute"), ("tool", "card_status")} <= set(spans)
+    timeline = pg.locator("ol.timeline")
+    expect(timeline.locator(".tl-bar")).to_have_count(2 + len(spans))  # a bar a task and a span
+    expect(timeline.locator(".tl-bar.kind-tool")).to_have_count(2)
     # The list on the side shows the task, done.
     row = pg.locator(f"#task-list li[data-task-id='{task_id}']")
     expect(row.locator(".chip")).to_have_text("done")
     pg.screenshot(path=str(screenshots / "task.png"), full_page=True)
 
-    with TraceStore(server.db_url) as store:
-        assert store.task(task_id)["status"] == "done"
+    assert tree["status"] == "done"
     assert page.errors == []
