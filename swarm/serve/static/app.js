@@ -517,7 +517,7 @@ function feedbackSection(task) {
     el("option", { value: OUT_OF_SCOPE }, "nobody (out of scope)"));
   const right = el("button", { type: "button", class: "good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
   const wrong = el("button", { type: "button", class: "bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
-  const belongs = el("button", { type: "button", onclick: (e) => send({ verdict: "bad", agent: picker.value }, e.currentTarget) }, "Belongs to this agent");
+  const belongs = el("button", { type: "button", onclick: (e) => send({ verdict: "bad", agent: picker.value }, e.currentTarget) }, "Correct the routing");
   return el("section", { class: "card feedback", "aria-labelledby": "feedback-heading" },
     el("h3", { id: "feedback-heading" }, "Was it routed well?"),
     el("div", { class: "buttons", role: "group", "aria-label": "Verdict" }, right, wrong),
@@ -712,12 +712,14 @@ async function loadVersions() {
     return;
   }
   const serving = data.serving;
-  const versions = [...(data.versions || [])].sort((a, b) =>
-    String(b.created_at || "").localeCompare(String(a.created_at || "")));
-  const index = versions.findIndex((v) => v.version === serving);
-  const previous = index >= 0 ? versions[index + 1] : null;
+  // The API lists versions oldest first: rolling back goes to the one saved before the serving one.
+  const saved = data.versions || [];
+  const index = saved.findIndex((v) => v.version === serving);
+  const previous = index > 0 ? saved[index - 1] : null;
+  const versions = [...saved].reverse();
   const servingLine = $("versions-serving");
-  servingLine.replaceChildren(serving ? `Serving ${serving}.` : "No router version serves.");
+  servingLine.replaceChildren(serving ? `Serving ${serving}.` : "No router version serves.",
+    data.routing && data.routing !== serving ? ` This server routes with ${data.routing}.` : "");
   if (previous) {
     servingLine.append(" ", el("button", { type: "button", class: "rollback",
       onclick: (e) => useVersion(previous.version, e.currentTarget) }, `Roll back to ${previous.version}`));
@@ -727,11 +729,20 @@ async function loadVersions() {
     return el("tr", { "data-version": v.version, class: isServing ? "serving" : null },
       el("th", { scope: "row", class: "mono" }, v.version, isServing ? el("span", { class: "chip status-done" }, "serving") : null),
       el("td", {}, when(v.created_at)),
-      el("td", {}, metricsText(v.metrics)),
+      el("td", {}, versionFigures(v)),
       el("td", {}, isServing ? null : el("button", { type: "button",
         "aria-label": `Use ${v.version}`, onclick: (e) => useVersion(v.version, e.currentTarget) }, "Use")));
   }));
   $("versions-empty").hidden = versions.length > 0;
+}
+
+function versionFigures(v) {
+  if (typeof v.accuracy === "number") {
+    const on = v.measured_on || {};
+    const size = on.size ? ` (${on.size})` : "";
+    return `accuracy ${percent(v.accuracy)}${on.name ? ` on ${on.name}${size}` : ""}`;
+  }
+  return metricsText(v.metrics);
 }
 
 function metricsText(metrics) {
@@ -777,8 +788,8 @@ async function loadMetrics() {
 
 function confusionTable(labels, matrix) {
   const max = Math.max(1, ...matrix.flat().map(Number));
-  return el("table", { class: "matrix" },
-    el("caption", {}, "Confusion matrix: rows are the right agent, columns where the router sent it."),
+  const table = el("table", { class: "matrix", "aria-describedby": "matrix-note" },
+    el("caption", { class: "visually-hidden" }, "Confusion matrix"),
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, "right agent")),
       labels.map((l) => el("th", { scope: "col" }, l)))),
     el("tbody", {}, labels.map((row, i) => el("tr", {},
@@ -789,7 +800,9 @@ function confusionTable(labels, matrix) {
           title: `${row} → ${col}: ${n}` }, String(n));
         if (n) cell.style.setProperty("--share", String(0.15 + 0.85 * (n / max)));
         return cell;
-      })))));
+      }))));
+  return [table, el("p", { id: "matrix-note", class: "muted" },
+    "Rows: the agent a task belonged to; columns: where the router sent it.")];
 }
 
 // ---- views -----------------------------------------------------------------------------------

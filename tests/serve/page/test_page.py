@@ -67,3 +67,53 @@ def test_submit_and_watch_events_arrive(page: PageWatch, server: Served, screens
 
     assert tree["status"] == "done"
     assert page.errors == []
+
+
+def test_feedback_wrong_belongs_to_another_agent_is_stored(
+    page: PageWatch, server: Served, screenshots: Path
+) -> None:
+    pg = open_page(page)
+    task_id = submit(pg, "my card has not arrived")
+    expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
+    expect(pg.locator("section.decision .bar-row.chosen .bar-label")).to_have_text("cards")
+
+    feedback = pg.locator("section.feedback")
+    feedback.get_by_label("It belongs to").select_option("accounts")
+    feedback.get_by_role("button", name="Correct the routing").click()
+    expect(feedback.get_by_role("status")).to_have_text("Stored: correction → accounts. Thank you.")
+
+    with TraceStore(server.db_url) as store:
+        rows = [r for r in store.feedback() if r["task_id"] == task_id]
+    assert [(r["kind"], r["agent"], r["routed_agent"]) for r in rows] == [
+        ("correction", "accounts", "cards")
+    ]
+
+    # The router's view counts it: a task of accounts that went to cards.
+    pg.get_by_role("link", name="Router").click()
+    cell = pg.locator("table.matrix td[title='accounts → cards: 1']")
+    expect(cell).to_have_class("miss")
+    expect(pg.locator("#metrics-summary")).to_contain_text("routed right")
+    pg.screenshot(path=str(screenshots / "router.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_switch_router_versions(page: PageWatch, server: Served) -> None:
+    from swarm.router import current_version, list_versions
+
+    older, newer = list_versions(server.models_dir)
+    assert current_version(server.models_dir) == newer
+    pg = open_page(page, "/#/router")
+    rows = pg.locator("#versions-body tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-version", newer)  # newest first
+    expect(pg.locator("#versions-serving")).to_contain_text(f"Serving {newer}.")
+
+    pg.get_by_role("button", name=f"Roll back to {older}").click()
+    expect(pg.locator("#versions-serving")).to_contain_text(f"Serving {older}.")
+    assert current_version(server.models_dir) == older
+    expect(pg.locator(f"#versions-body tr[data-version='{older}']")).to_have_class("serving")
+
+    pg.get_by_role("button", name=f"Use {newer}").click()
+    expect(pg.locator("#versions-serving")).to_contain_text(f"Serving {newer}.")
+    assert current_version(server.models_dir) == newer
+    assert page.errors == []
