@@ -1,5 +1,5 @@
 """What an agent can do while it runs: delegate, hand off (by returning `Handoff`), open spans, call
-tools and the LLM. One `Context` per attempt; the scheduler makes it.
+tools and the LLM, ask a person (`approve`). One `Context` per attempt; the scheduler makes it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["TOOL_REPLAY_SERVICE", "Context", "Span", "SpanKind", "SpanSink"]
 TOOL_REPLAY_SERVICE = "swarm.tool_replay"
 """The `services` key `Context.tool` looks under for a replay (`swarm.scenarios.ToolReplay`)."""
 
-SpanKind = Literal["agent", "tool", "llm", "route", "delegate"]
+SpanKind = Literal["agent", "tool", "llm", "route", "delegate", "approval"]
 
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "swarm_current_span", default=None
@@ -77,6 +77,25 @@ class SpanSink(Protocol):
 class _Delegator(Protocol):
     async def delegate(self, parent: Task, child: Task) -> Result: ...
 
+    async def approve(
+        self,
+        task: Task,
+        question: str,
+        *,
+        occurrence: int,
+        expires_in: float | None,
+        details: dict[str, Any],
+    ) -> dict[str, Any]: ...
+
+
+class _Replay(Protocol):
+    """Answers a tool call from a recording: `swarm.scenarios.ToolReplay`,
+    `swarm.trace.resume.ResumeReplay`."""
+
+    async def serve(
+        self, task: Task, name: str, arguments: Any, call: Callable[[], Any]
+    ) -> tuple[Any, bool]: ...
+
 
 class Context:
     """Handed to `Agent.run(task, ctx)`.
@@ -88,9 +107,13 @@ class Context:
     - `ctx.services`: shared objects the swarm was given (a database, a sandbox), by name.
     - `ctx.events`: the scheduler's `EventBus` (None outside a scheduler); each finished span
       goes there as a `span` event, and `ctx.publish(kind, data)` adds others for this task.
+    - `await ctx.approve("refund 120.00?")`: wait for a person's yes or no (see `approve`).
+    - `ctx.replay`: for a task resumed after an approval, the recorded tool and LLM calls its
+      earlier run made (`swarm.trace.resume.ResumeReplay`); None otherwise.
     """
 
     __slots__ = (
+        "_asked",
         "_scheduler",
         "_sink",
         "agent",
@@ -98,6 +121,7 @@ class Context:
         "clock",
         "events",
         "llm",
+        "replay",
         "services",
         "task",
     )
@@ -114,6 +138,7 @@ class Context:
         llm: Any = None,
         services: dict[str, Any] | None = None,
         events: EventBus | None = None,
+        replay: Any = None,
     ) -> None:
         self.task = task
         self.agent = agent
@@ -122,8 +147,10 @@ class Context:
         self.clock = clock
         self.services = services or {}
         self.events = events
+        self.replay: _Replay | None = replay
         self._scheduler = scheduler
         self._sink = sink
+        self._asked: dict[str, int] | None = None  # times each question was asked, this attempt
 
     async def delegate(
         self,
@@ -149,6 +176,55 @@ class Context:
         )
         async with self.span("delegate", agent or "routed", child_task=child.id):
             return await self._scheduler.delegate(self.task, child)
+
+    async def approve(
+        self,
+        question: str,
+        *,
+        # Not `asyncio.timeout`: the limit is stored with the question and outlives a restart.
+        timeout: float | None = None,  # noqa: ASYNC109
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Ask a person `question` and wait for the answer: True if approved; False if denied,
+        or if nobody decided within `timeout` seconds (the approval is then `expired`; None:
+        wait as long as it takes).
+
+        The question is stored (`TraceStore.approvals`, with `details`: JSON-compatible facts
+        for the person) and the task's status is `waiting` until a person decides, from the
+        console (`/approve ID`), the CLI (`swarm approve ID [--deny]`), the HTTP API or the
+        page, in this process or another. While it waits the task gives its slots back (as a
+        delegation does) and its agent's `timeout` is paused (the task's deadline still runs);
+        cancelling the task withdraws the question (`cancelled`).
+
+        A waiting task survives a restart: after `swarm resume` the agent's `run` starts again
+        from the top, and what it did before is not done twice: each `ctx.tool` call and LLM
+        call the earlier run recorded is answered from the trace (matched by tool name and
+        arguments, or by LLM request, in order), and this call finds the stored approval (the
+        same question, asked as many times before in this task) instead of asking again.
+        Code outside tools and LLM calls does run again; after the approval, calls run for real.
+
+        Raises `ConfigError` when the swarm keeps no trace store (an approval must be stored),
+        and `SchedulerClosed` once the attempt has ended.
+        """
+        if self._asked is None:
+            self._asked = {}
+        occurrence = self._asked.get(question, 0)
+        self._asked[question] = occurrence + 1
+        async with self.span("approval", question[:200], question=question) as span:
+            row = await self._scheduler.approve(
+                self.task,
+                question,
+                occurrence=occurrence,
+                expires_in=timeout,
+                details=_jsonable(details or {}),
+            )
+            span.set(
+                approval_id=row["id"],
+                decision=row["status"],
+                decided_by=row.get("decided_by"),
+                note=row.get("note"),
+            )
+        return bool(row["status"] == "approved")
 
     @asynccontextmanager
     async def span(self, kind: str, name: str, **attributes: Any) -> AsyncIterator[Span]:
@@ -199,7 +275,8 @@ class Context:
         """
         name = str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))
         async with self.span("tool", name, arguments=_jsonable(kwargs)) as span:
-            replay = self.services.get(TOOL_REPLAY_SERVICE)
+            # A resumed task's own recording first, then a replay's (`swarm replay`).
+            replay = self.replay or self.services.get(TOOL_REPLAY_SERVICE)
             if replay is not None:
                 out, replayed = await replay.serve(
                     self.task, name, span.attributes["arguments"], lambda: fn(**kwargs)

@@ -18,6 +18,7 @@ from swarm.feedback import FeedbackRecord, record_feedback
 from swarm.models import Result, Task
 from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.scheduler import RouterLike, Scheduler, TaskHandle
+from swarm.scheduler.approvals import ApprovalDesk
 from swarm.trace import DEFAULT_DB_URL, TraceStore
 
 __all__ = ["Swarm"]
@@ -127,6 +128,7 @@ class Swarm:
             services=self.services,
             run_id=self.run_id,
             events=self.events,
+            approvals=self.store,
             **self.options,
         )
         await self._scheduler.start()
@@ -221,6 +223,38 @@ class Swarm:
             note=note,
             agents=self.registry.names,
         )
+
+    async def approve(
+        self,
+        approval_id: str,
+        approve: bool = True,
+        *,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Approve (or with `approve=False`, deny) a waiting approval; returns its decided row
+        ({"id", "task_id", "question", "details", "status", "decided_by", "note", ...}).
+
+        `approval_id` may be the end or the start of the id. The task that waits on it goes on at
+        once when it runs in this swarm, else within a poll of the process that runs it. A
+        decision is final: `ApprovalDecided` for an approval not waiting (any more);
+        `TaskNotFound` for an unknown id."""
+        return await self._desk().decide(approval_id, approve, by=by, note=note)
+
+    async def approvals(self, status: str | None = "waiting") -> list[dict[str, Any]]:
+        """Approval rows, oldest first: the waiting ones, those with another `status`
+        (approved, denied, expired, cancelled), or all (None)."""
+        self._desk()
+        assert self.store is not None
+        return await asyncio.to_thread(self.store.approvals, status)
+
+    def _desk(self) -> ApprovalDesk:
+        """The scheduler's approval desk; `ConfigError` without a trace store or before start."""
+        if self._db is None:
+            raise ConfigError("this swarm keeps no trace store (db=None): it has no approvals")
+        desk = self.scheduler.approvals
+        assert desk is not None
+        return desk
 
     def _load_router(self) -> RouterLike:
         from swarm.router import load_serving_router  # lazy: torch and the encoder are heavy

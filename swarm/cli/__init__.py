@@ -367,6 +367,7 @@ LAZY = {
     "mcp": "swarm.cli.mcp:mcp",
     "replay": "swarm.cli.scenarios:replay",
     "router": "swarm.cli.router:router",
+    "serve": "swarm.cli.serve:serve",
     "test": "swarm.cli.scenarios:test",
     "usage": "swarm.cli.usage:usage",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Coroutine
 from typing import Any, Literal
 
 from swarm.agents import AgentRegistry
@@ -18,6 +19,7 @@ from swarm.errors import ConfigError, SchedulerClosed
 from swarm.events import EventBus
 from swarm.models import Handoff, Result, RouterLike, Task, TaskStatus
 from swarm.policies import RetryPolicy
+from swarm.scheduler.approvals import ApprovalDesk, ApprovalStore
 from swarm.scheduler.attempts import Outcome, run_attempts
 from swarm.scheduler.handle import Sink, TaskHandle
 from swarm.scheduler.handoffs import handoff_refused, handoff_span
@@ -37,6 +39,9 @@ class Scheduler:
     waits for room (backpressure), `submit_nowait` raises `QueueFull`. A task waiting on its
     children (`ctx.delegate`, one or several at once) gives its slots back until the last one
     returns, so delegation cannot deadlock.
+
+    A task waiting for a person (`ctx.approve`, through `approvals`: the trace store) gives its
+    slots back the same way; `close()` leaves it `waiting` in the store, for `swarm resume`.
 
     An attempt whose deadline fired is timed out, even if its body catches the cancellation and
     returns (the late output goes on its span). A body still running `cancel_grace` s after its
@@ -67,6 +72,7 @@ class Scheduler:
         tune_gc: bool = True,
         cancel_grace: float = 5.0,
         events: EventBus | None = None,
+        approvals: ApprovalStore | None = None,
     ) -> None:
         if not isinstance(router, RouterLike):
             raise ConfigError(
@@ -98,6 +104,13 @@ class Scheduler:
             batch_size=batch_size,
             ambiguous=ambiguous,
         )
+        self.approvals = (
+            None
+            if approvals is None
+            else ApprovalDesk(approvals, self.events, spawn=lambda c: self._group_task(c))
+        )
+        """Questions tasks put to people (`ctx.approve`), kept in `approvals` (the trace store);
+        None without one (then `ctx.approve` raises `ConfigError`)."""
         self._group: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -110,6 +123,11 @@ class Scheduler:
     @router.setter
     def router(self, router: RouterLike) -> None:  # the console swaps in a retrained one
         self.intake.router = router
+
+    @property
+    def closing(self) -> bool:
+        """`close()` has begun: no new tasks; running ones are drained or cancelled."""
+        return self._closing
 
     @property
     def concurrency(self) -> int:
@@ -182,7 +200,7 @@ class Scheduler:
         if self._supervisor is None:
             self._start()
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        e = Entry(task, future, depth=depth)
+        e = Entry(task, future, depth=depth, resumed=resumed)
         self.slots.admit(e)
         if self.store is not None:
             self.store.task_queued(task, resumed=resumed)
@@ -217,6 +235,10 @@ class Scheduler:
     def _spawn(self, lane: Lane) -> None:
         assert self._group is not None
         self._group.create_task(self._work(lane))
+
+    def _group_task(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        assert self._group is not None
+        self._group.create_task(coroutine)
 
     # ---- running one task ---------------------------------------------------------------
 
@@ -286,6 +308,8 @@ class Scheduler:
         if e.finished:
             return
         e.finished = True
+        if e.left_waiting:  # the stored row stays `waiting`, for `swarm resume`
+            error = "the scheduler shut down while it waited for a person; it is still waiting"
         result = Result(
             task_id=e.task.id,
             status=status,
@@ -296,7 +320,7 @@ class Scheduler:
             attempts=e.attempts,
             hops=list(e.hops),
         )
-        if self.store is not None:
+        if self.store is not None and not e.left_waiting:
             try:
                 self.store.task_finished(result)
             except Exception:  # a store that refuses a value must not leave waiters hanging

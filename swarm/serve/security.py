@@ -1,0 +1,173 @@
+"""What stands between the network and the swarm: the bearer token, the refusal to listen beyond
+loopback without one, and the request-size limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+
+from fastapi import HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from swarm.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "TOKEN_ENV",
+    "BearerToken",
+    "BodyLimit",
+    "check_bind",
+    "is_loopback",
+    "token_from_env",
+]
+
+TOKEN_ENV = "SWARM_API_TOKEN"
+DEFAULT_MAX_BODY = 1 << 20
+"""Bytes a request body may hold (1 MiB): larger ones get 413 before the app reads them."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is a loopback one (127.0.0.0/8, ::1, localhost).
+
+    "0.0.0.0", "::" and "" (every interface) are not; a name is resolved, and is loopback only
+    when all its addresses are."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    if not host:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses
+    )
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Raise `ConfigError` when asked to listen beyond loopback without a token: anyone on the
+    network could then submit tasks, read traces and approve refunds."""
+    if token or is_loopback(host):
+        return
+    raise ConfigError(
+        f"refusing to listen on {host!r} without a token: anyone who can reach it could run "
+        f"tasks and approve actions. Set {TOKEN_ENV} (clients send `Authorization: Bearer "
+        "TOKEN`), or listen on 127.0.0.1"
+    )
+
+
+class BearerToken:
+    """A FastAPI dependency: the request must carry `Authorization: Bearer <token>` (compared in
+    constant time); else 401 with a `WWW-Authenticate` header (RFC 6750). With `query=True` the
+    token may come as `?access_token=` instead, for browsers' `EventSource`, which cannot set
+    headers. No token configured: every request passes."""
+
+    def __init__(self, token: str | None, *, query: bool = False) -> None:
+        self.token = token
+        self.query = query
+        self._scheme = HTTPBearer(auto_error=False, description="$SWARM_API_TOKEN")
+
+    async def __call__(self, request: Request) -> None:
+        credentials: HTTPAuthorizationCredentials | None = await self._scheme(request)
+        if not self.token:
+            return
+        given = credentials.credentials if credentials is not None else None
+        if given is None and self.query:
+            given = request.query_params.get("access_token")
+        if given is None:
+            raise HTTPException(
+                401,
+                "this server needs a bearer token: send `Authorization: Bearer TOKEN`",
+                headers={"WWW-Authenticate": 'Bearer realm="swarm"'},
+            )
+        if not secrets.compare_digest(given.encode(), self.token.encode()):
+            raise HTTPException(
+                401,
+                "wrong bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="swarm", error="invalid_token"'},
+            )
+
+
+def token_from_env() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_body` bytes gets 413, whether its
+    Content-Length says so at once or a chunked body grows past it (then it is read, up to the
+    limit, before the app sees it)."""
+
+    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _error(send, 400, "Content-Length is not a number")
+                return
+            if declared > self.max_body:
+                await _too_large(send, self.max_body)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        # No length given (chunked): read it here, so nothing oversized reaches the app.
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                await _too_large(send, self.max_body)
+                return
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    await _error(send, 413, f"request body over {limit} bytes")
+
+
+async def _error(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
