@@ -782,8 +782,9 @@ async function loadMetrics() {
     return;
   }
   summary.replaceChildren(el("strong", { class: "accuracy" }, percent(m.accuracy)),
-    ` of ${m.n} labelled task${m.n === 1 ? "" : "s"} routed right`, m.source ? ` (from ${m.source})` : "", ".");
-  $("matrix-wrap").replaceChildren(confusionTable(m.labels || [], m.confusion || []));
+    ` of the ${m.n} task${m.n === 1 ? "" : "s"} people judged were routed right`,
+    m.source ? ` (from ${m.source})` : "", ".");
+  $("matrix-wrap").replaceChildren(...confusionTable(m.labels || [], m.confusion || []));
 }
 
 function confusionTable(labels, matrix) {
@@ -800,7 +801,7 @@ function confusionTable(labels, matrix) {
           title: `${row} → ${col}: ${n}` }, String(n));
         if (n) cell.style.setProperty("--share", String(0.15 + 0.85 * (n / max)));
         return cell;
-      }))));
+      })))));
   return [table, el("p", { id: "matrix-note", class: "muted" },
     "Rows: the agent a task belonged to; columns: where the router sent it.")];
 }

@@ -1,13 +1,11 @@
-"""Fixtures for the page's browser tests: the real app on a real uvicorn server on a free loopback
-port, and a headless Chromium (Debian's) driven by Playwright."""
+"""Fixtures for the page's browser tests: the real `swarm serve` app on a real uvicorn server on a
+free loopback port (`swarm.testing.serve.LiveServer`), over a swarm of this folder's agents, and a
+headless Chromium (Debian's) driven by Playwright."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,22 +24,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+TOKEN = "page-test-token"
 
 
 @dataclass
 class Served:
-    """A running server: its base URL, its trace store's URL and its models folder."""
+    """A running server: its base URL, its trace store's URL and its router versions' folder."""
 
     url: str
     db_url: str
     models_dir: Path
-    app: Any = None
+    token: str = ""
+
+
+@dataclass
+class PageWatch:
+    """A browser page and what went wrong in it: console errors and uncaught exceptions."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium; skips where it is missing, except in CI (`CI` set)."""
+    """Headless Chromium; skips where it is missing, except in CI (`CI` set), where it fails."""
     if shutil.which(CHROMIUM) is None:
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not installed at {CHROMIUM} (CI needs it)")
@@ -69,69 +70,67 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@dataclass
-class PageWatch:
-    """A browser page and the errors it logged (console errors and uncaught exceptions)."""
+def _serve(tmp: Path, token: str = "") -> Iterator[Served]:
+    from swarm import Swarm
+    from swarm.router.keyword import KeywordRouter
+    from swarm.testing.serve import LiveServer
 
-    page: Any
-    errors: list[str] = field(default_factory=list)
+    from .page_agents import AGENTS
+    from .page_routers import build_versions
+
+    db_url = f"sqlite:///{tmp / 'swarm.db'}"
+    models_dir = tmp / "models"
+    build_versions(models_dir, tmp / "cache")
+    agents = [a() for a in AGENTS]
+    # The keyword router routes (fast, no encoder); the saved versions are what the page switches.
+    swarm = Swarm(agents, router=KeywordRouter(agents), db=db_url, run_kind="serve")
+    with LiveServer(swarm, token=token, models_dir=models_dir) as live:
+        yield Served(live.url, db_url, models_dir, token)
 
 
-@pytest.fixture
-def page(browser: Any, server: Served) -> Iterator[PageWatch]:
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server without auth, for the whole module."""
+    yield from _serve(tmp_path_factory.mktemp("page"))
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server that asks for the bearer token `TOKEN`."""
+    yield from _serve(tmp_path_factory.mktemp("page-token"), TOKEN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+def watch(
+    browser: Any, server: Served, request: pytest.FixtureRequest, screenshots: Path
+) -> Iterator[PageWatch]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.url)
     pg = context.new_page()
-    watch = PageWatch(pg)
-    pg.on("console", lambda m: watch.errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: watch.errors.append(str(e)))
+    watched = PageWatch(pg)
+    pg.on("console", lambda m: watched.errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: watched.errors.append(str(e)))
     pg.set_default_timeout(15_000)
     try:
-        yield watch
+        yield watched
+        if request.node.stash.get(_FAILED, False):  # what the page showed when the test failed
+            pg.screenshot(path=str(screenshots / f"failed-{request.node.name}.png"), full_page=True)
     finally:
         context.close()
 
 
-def _run_uvicorn(app: Any) -> tuple[Any, threading.Thread, str]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                       timeout_graceful_shutdown=2)
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from swarm import Swarm
-    from swarm.router.keyword import KeywordRouter
-
-    from page_agents import AGENTS
-    from page_routers import build_versions
-
-    tmp = tmp_path_factory.mktemp("page")
-    db_url = f"sqlite:///{tmp / 'swarm.db'}"
-    models_dir = tmp / "models"
-    build_versions(models_dir, tmp / "cache")
-
-    def make_swarm() -> Swarm:
-        agents = [a() for a in AGENTS]
-        return Swarm(agents, router=KeywordRouter(agents), db=db_url, models_dir=str(models_dir))
-
-    from page_stub_app import create_app
-
-    app = create_app(make_swarm, models_dir)
-    uv, thread, url = _run_uvicorn(app)
-    try:
-        yield Served(url, db_url, models_dir, app)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
+@pytest.fixture
+def page(
+    browser: Any, page_server: Served, request: pytest.FixtureRequest, screenshots: Path
+) -> Iterator[PageWatch]:
+    """A fresh browser tab (its own context) for `page_server`."""
+    yield from watch(browser, page_server, request, screenshots)

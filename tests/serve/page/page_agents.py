@@ -42,4 +42,25 @@ class Disputes(Agent):
         return {"dispute": "opened", "card": card.output}
 
 
-AGENTS = [Cards, Accounts, Disputes]
+
+
+
+class Refunds(Agent):
+    name = "refunds"
+    description = "Refunds to a customer's card, once a person approves"
+    examples = ["refund my last payment", "I want a refund", "give me my money back"]
+
+    async def run(self, task, ctx):  # type: ignore[no-untyped-def]
+        async with ctx.span("tool", "find_payment"):
+            await asyncio.sleep(0.01)
+        approved = await ctx.approve(
+            "refund 120.00 to card ending 4821?", details={"amount": "120.00", "card": "4821"}
+        )
+        if not approved:
+            return {"refund": "refused"}
+        async with ctx.span("tool", "refund"):
+            await asyncio.sleep(0.01)
+        return {"refund": "sent", "amount": "120.00"}
+
+
+AGENTS = [Cards, Accounts, Disputes, Refunds]

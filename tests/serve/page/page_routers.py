@@ -10,7 +10,7 @@ from swarm.router.model import HeadConfig
 from swarm.router.train import TrainConfig, train_router
 from swarm.testing.encoders import HashEncoder
 
-from page_agents import AGENTS
+from .page_agents import AGENTS
 
 FAST_HEAD = HeadConfig(hidden=32, members=1, max_epochs=30, patience=5, batch_size=16)
 

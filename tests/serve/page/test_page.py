@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PageWatch, Served
 from playwright.sync_api import expect
 
 from swarm.trace import TraceStore
+
+from .conftest import PageWatch, Served
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ def submit(page: Any, text: str) -> str:
     return task_id
 
 
-def test_submit_and_watch_events_arrive(page: PageWatch, server: Served, screenshots: Path) -> None:
+def test_submit_and_watch_events_arrive(page: PageWatch, page_server: Served, screenshots: Path) -> None:
     pg = open_page(page)
     task_id = submit(pg, "I don't recognise this payment")
 
@@ -53,7 +54,7 @@ def test_submit_and_watch_events_arrive(page: PageWatch, server: Served, screens
     tree = pg.locator("ul.tree")
     expect(tree.locator("li li")).to_have_count(1)
     expect(tree.locator("li li .task-agent")).to_have_text("cards")
-    with TraceStore(server.db_url) as store:
+    with TraceStore(page_server.db_url) as store:
         tree = store.task_tree(task_id)
     spans = [(s["kind"], s["name"]) for node in (tree, *tree["children"]) for s in node["spans"]]
     assert {("delegate", "cards"), ("tool", "open_dispute"), ("tool", "card_status")} <= set(spans)
@@ -70,7 +71,7 @@ def test_submit_and_watch_events_arrive(page: PageWatch, server: Served, screens
 
 
 def test_feedback_wrong_belongs_to_another_agent_is_stored(
-    page: PageWatch, server: Served, screenshots: Path
+    page: PageWatch, page_server: Served, screenshots: Path
 ) -> None:
     pg = open_page(page)
     task_id = submit(pg, "my card has not arrived")
@@ -82,7 +83,7 @@ def test_feedback_wrong_belongs_to_another_agent_is_stored(
     feedback.get_by_role("button", name="Correct the routing").click()
     expect(feedback.get_by_role("status")).to_have_text("Stored: correction → accounts. Thank you.")
 
-    with TraceStore(server.db_url) as store:
+    with TraceStore(page_server.db_url) as store:
         rows = [r for r in store.feedback() if r["task_id"] == task_id]
     assert [(r["kind"], r["agent"], r["routed_agent"]) for r in rows] == [
         ("correction", "accounts", "cards")
@@ -97,23 +98,49 @@ def test_feedback_wrong_belongs_to_another_agent_is_stored(
     assert page.errors == []
 
 
-def test_switch_router_versions(page: PageWatch, server: Served) -> None:
-    from swarm.router import current_version, list_versions
 
-    older, newer = list_versions(server.models_dir)
-    assert current_version(server.models_dir) == newer
-    pg = open_page(page, "/#/router")
-    rows = pg.locator("#versions-body tr")
-    expect(rows).to_have_count(2)
-    expect(rows.first).to_have_attribute("data-version", newer)  # newest first
-    expect(pg.locator("#versions-serving")).to_contain_text(f"Serving {newer}.")
+def test_approve_and_deny_waiting_tasks(
+    page: PageWatch, page_server: Served, screenshots: Path
+) -> None:
+    pg = open_page(page)
+    first = submit(pg, "I want a refund")
+    article = pg.locator("article.task")
+    expect(article).to_have_attribute("data-status", "waiting")
+    expect(pg.locator("#event-log li[data-kind='waiting']")).to_have_count(1)
+    # The task's own page asks the question; the Approvals tab counts it.
+    expect(article.locator(".approval .question")).to_have_text("refund 120.00 to card ending 4821?")
+    expect(pg.locator("#approvals-count")).to_have_text("1")
+    second = submit(pg, "give me my money back")
+    expect(pg.locator("article.task")).to_have_attribute("data-status", "waiting")
+    expect(pg.locator("#approvals-count")).to_have_text("2")
 
-    pg.get_by_role("button", name=f"Roll back to {older}").click()
-    expect(pg.locator("#versions-serving")).to_contain_text(f"Serving {older}.")
-    assert current_version(server.models_dir) == older
-    expect(pg.locator(f"#versions-body tr[data-version='{older}']")).to_have_class("serving")
+    pg.get_by_role("link", name="Approvals").click()
+    waiting = pg.locator("#approval-list > li")
+    expect(waiting).to_have_count(2)
+    pg.screenshot(path=str(screenshots / "approvals.png"), full_page=True)
 
-    pg.get_by_role("button", name=f"Use {newer}").click()
-    expect(pg.locator("#versions-serving")).to_contain_text(f"Serving {newer}.")
-    assert current_version(server.models_dir) == newer
+    with TraceStore(page_server.db_url) as store:
+        ids = {a["task_id"]: a["id"] for a in store.approvals(status="waiting")}
+    approve = pg.locator(f"#approval-list li[data-approval-id='{ids[first]}']")
+    approve.get_by_label("Note").fill("customer verified")
+    approve.get_by_role("button", name="Approve").click()
+    expect(waiting).to_have_count(1)
+    deny = pg.locator(f"#approval-list li[data-approval-id='{ids[second]}']")
+    deny.get_by_role("button", name="Deny").click()
+    expect(waiting).to_have_count(0)
+    expect(pg.locator("#approval-empty")).to_be_visible()
+    expect(pg.locator("#approvals-count")).to_be_hidden()
+
+    # Each task went on with its answer.
+    pg.goto(f"/#/tasks/{first}")
+    expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
+    expect(pg.get_by_label("Output")).to_contain_text('"refund": "sent"')
+    pg.goto(f"/#/tasks/{second}")
+    expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
+    expect(pg.get_by_label("Output")).to_contain_text('"refund": "refused"')
+    with TraceStore(page_server.db_url) as store:
+        decided = {a["task_id"]: a for a in store.approvals()}
+    assert decided[first]["status"] == "approved"
+    assert decided[first]["note"] == "customer verified"
+    assert decided[second]["status"] == "denied"
     assert page.errors == []
