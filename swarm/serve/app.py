@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse
 
 from swarm.errors import (
+    ApprovalDecided,
     ArtifactError,
     ConfigError,
     QueueFull,
@@ -43,6 +44,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The web page's files (index.html, scripts, styles), shipped in the package."""
 
 _ERRORS: dict[type[SwarmError], int] = {
+    ApprovalDecided: 409,
     TaskNotFound: 404,
     QueueFull: 503,
     SchedulerClosed: 503,
@@ -300,10 +302,11 @@ def create_app(
 
     @app.get("/v1/approvals", dependencies=auth, tags=["approvals"])
     async def approvals(
-        status: str | None = Query("waiting", description="waiting, approved, denied, expired"),
+        status: Literal["waiting", "approved", "denied", "expired", "cancelled", "all"] = "waiting",
     ) -> s.ApprovalList:
-        """Questions agents put to people (`ctx.approve`), waiting ones by default."""
-        rows = await asyncio.to_thread(swarm.approvals, status)
+        """Questions agents put to people (`ctx.approve`), oldest first; waiting ones unless
+        `status` says otherwise."""
+        rows = await swarm.approvals(None if status == "all" else status)
         return s.ApprovalList(approvals=[s.Approval.model_validate(r) for r in rows])
 
     @app.post(
@@ -313,8 +316,9 @@ def create_app(
         responses={404: {"model": s.ErrorBody}, 409: {"model": s.ErrorBody}},
     )
     async def decide(approval_id: str, body: s.ApprovalDecision) -> s.Approval:
-        """Approve or deny a waiting approval; its task continues (or hears no). 409 when it was
-        decided already."""
+        """Approve or deny a waiting approval (the id's end or start will do); its task goes on
+        (or hears no). 409 when it was decided already, or its time ran out: a decision is
+        final."""
         row = await swarm.approve(approval_id, body.approve, by=body.by or "api", note=body.note)
         return s.Approval.model_validate(row)
 

@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +29,12 @@ __all__ = [
 TOKEN_ENV = "SWARM_API_TOKEN"
 DEFAULT_MAX_BODY = 1 << 20
 """Bytes a request body may hold (1 MiB): larger ones get 413 before the app reads them."""
+
+
+_BEARER = HTTPBearer(
+    auto_error=False, description=f"The token in ${TOKEN_ENV} (only when it is set)."
+)
+"""Declared as a dependency so that /openapi.json documents the scheme."""
 
 
 def is_loopback(host: str) -> bool:
@@ -73,10 +79,12 @@ class BearerToken:
     def __init__(self, token: str | None, *, query: bool = False) -> None:
         self.token = token
         self.query = query
-        self._scheme = HTTPBearer(auto_error=False, description="$SWARM_API_TOKEN")
 
-    async def __call__(self, request: Request) -> None:
-        credentials: HTTPAuthorizationCredentials | None = await self._scheme(request)
+    async def __call__(
+        self,
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER),  # noqa: B008
+    ) -> None:
         if not self.token:
             return
         given = credentials.credentials if credentials is not None else None
