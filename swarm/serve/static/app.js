@@ -682,8 +682,9 @@ function approvalItem(approval) {
   const details = approval.details && Object.keys(approval.details).length
     ? el("dl", { class: "facts" }, Object.entries(approval.details).map(([k, v]) => [el("dt", {}, k), el("dd", {}, json(v))]))
     : null;
+  const questionId = `question-${approval.id}`;
   const item = el("li", { class: "card approval", "data-approval-id": approval.id },
-    el("h3", { class: "question" }, approval.question),
+    el("h3", { class: "question", id: questionId }, approval.question),
     el("p", { class: "muted" },
       `${approval.agent || "an agent"} asked at ${clock(approval.created_at)}`,
       approval.expires_at ? `, expires ${when(approval.expires_at)}` : "",
@@ -691,8 +692,10 @@ function approvalItem(approval) {
     details,
     el("div", { class: "decide" },
       el("label", { for: noteId }, "Note"), note,
-      el("button", { type: "button", class: "good", onclick: (e) => decide(true, e.currentTarget) }, "Approve"),
-      el("button", { type: "button", class: "bad", onclick: (e) => decide(false, e.currentTarget) }, "Deny")),
+      el("button", { type: "button", class: "good", "aria-describedby": questionId,
+        onclick: (e) => decide(true, e.currentTarget) }, "Approve"),
+      el("button", { type: "button", class: "bad", "aria-describedby": questionId,
+        onclick: (e) => decide(false, e.currentTarget) }, "Deny")),
     status);
   return item;
 }

@@ -34,7 +34,9 @@ def submit(page: Any, text: str) -> str:
     return task_id
 
 
-def test_submit_and_watch_events_arrive(page: PageWatch, page_server: Served, screenshots: Path) -> None:
+def test_submit_and_watch_events_arrive(
+    page: PageWatch, page_server: Served, screenshots: Path
+) -> None:
     pg = open_page(page)
     task_id = submit(pg, "I don't recognise this payment")
 
@@ -108,7 +110,8 @@ def test_approve_and_deny_waiting_tasks(
     expect(article).to_have_attribute("data-status", "waiting")
     expect(pg.locator("#event-log li[data-kind='waiting']")).to_have_count(1)
     # The task's own page asks the question; the Approvals tab counts it.
-    expect(article.locator(".approval .question")).to_have_text("refund 120.00 to card ending 4821?")
+    question = article.locator(".approval .question")
+    expect(question).to_have_text("refund 120.00 to card ending 4821?")
     expect(pg.locator("#approvals-count")).to_have_text("1")
     second = submit(pg, "give me my money back")
     expect(pg.locator("article.task")).to_have_attribute("data-status", "waiting")
