@@ -42,9 +42,6 @@ class Disputes(Agent):
         return {"dispute": "opened", "card": card.output}
 
 
-
-
-
 class Refunds(Agent):
     name = "refunds"
     description = "Refunds to a customer's card, once a person approves"

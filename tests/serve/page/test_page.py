@@ -100,7 +100,6 @@ def test_feedback_wrong_belongs_to_another_agent_is_stored(
     assert page.errors == []
 
 
-
 def test_approve_and_deny_waiting_tasks(
     page: PageWatch, page_server: Served, screenshots: Path
 ) -> None:
