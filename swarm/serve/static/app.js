@@ -290,7 +290,7 @@ async function loadRuns() {
 }
 
 async function loadTasks() {
-  const query = new URLSearchParams({ limit: String(LIST_LIMIT) });
+  const query = new URLSearchParams({ limit: String(LIST_LIMIT), roots: "true" });
   if (state.runFilter) query.set("run_id", state.runFilter);
   try {
     const { tasks } = await api(`/v1/tasks?${query}`);

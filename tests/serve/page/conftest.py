@@ -80,7 +80,7 @@ def _serve(tmp: Path, token: str = "") -> Iterator[Served]:
 
     db_url = f"sqlite:///{tmp / 'swarm.db'}"
     models_dir = tmp / "models"
-    build_versions(models_dir, tmp / "cache")
+    build_versions(models_dir)
     agents = [a() for a in AGENTS]
     # The keyword router routes (fast, no encoder); the saved versions are what the page switches.
     swarm = Swarm(agents, router=KeywordRouter(agents), db=db_url, run_kind="serve")

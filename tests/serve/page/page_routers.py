@@ -1,30 +1,40 @@
-"""Two tiny router versions for the page's agents, trained on a hash encoder (no model download)."""
+"""Two router versions for the page's agents, saved as artifacts in milliseconds: no training, a
+hash encoder (no model download) and each agent's score the cosine of the text to the mean of its
+examples. They keep their examples, so the page can show a decision's nearest ones."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from swarm.router import TrainingData
-from swarm.router.artifacts import save_router_artifact
-from swarm.router.model import HeadConfig
-from swarm.router.train import TrainConfig, train_router
-from swarm.testing.encoders import HashEncoder
+import numpy as np
+
+from swarm.router import ExampleBank, Router, RoutingPolicy
+from swarm.testing import HashEncoder
 
 from .page_agents import AGENTS
 
-FAST_HEAD = HeadConfig(hidden=32, members=1, max_epochs=30, patience=5, batch_size=16)
+
+def centroid_router(version: str) -> Router:
+    encoder = HashEncoder(64)
+    texts = [t for a in AGENTS for t in [*a.examples, a.description]]
+    labels = [a.name for a in AGENTS for _ in [*a.examples, a.description]]
+    names = [a.name for a in AGENTS]
+    vectors = encoder.encode(texts)  # (n, 64)
+    centroids = np.stack(
+        [vectors[[i for i, label in enumerate(labels) if label == n]].mean(0) for n in names]
+    )  # (agents, 64)
+    return Router(
+        encoder,
+        {"out.weight": (centroids.T * 20.0).astype(np.float32)},  # (64, agents)
+        names,
+        RoutingPolicy(oos_label=None),
+        version=version,
+        examples=ExampleBank(texts, labels, vectors),
+    )
 
 
-def build_versions(models_dir: Path, cache_dir: Path) -> list[str]:
-    """Train and save two versions (the second serves); returns their names, oldest first."""
-    names = []
-    for extra in ([], ["where is my card", "check my balance"]):
-        data = TrainingData()
-        for agent in AGENTS:
-            data.add_pairs([(t, agent.name) for t in agent.examples], f"{agent.name} examples")
-        data.add_pairs([(t, "cards" if "card" in t else "accounts") for t in extra], "extra")
-        router, _ = train_router(
-            data, TrainConfig(head=FAST_HEAD), encoder=HashEncoder(64), cache_dir=cache_dir
-        )
-        names.append(save_router_artifact(router, models_dir).name)
-    return names
+def build_versions(models_dir: Path) -> list[str]:
+    """Save `v1-first` and `v2-second` (which serves) in `models_dir`; their names, oldest first."""
+    centroid_router("v1-first").save(models_dir, make_current=False)
+    centroid_router("v2-second").save(models_dir)
+    return ["v1-first", "v2-second"]

@@ -146,3 +146,38 @@ def test_approve_and_deny_waiting_tasks(
     assert decided[first]["note"] == "customer verified"
     assert decided[second]["status"] == "denied"
     assert page.errors == []
+
+
+def test_tasks_from_elsewhere_appear_live_and_text_stays_text(
+    page: PageWatch, page_server: Served
+) -> None:
+    import httpx
+
+    pg = open_page(page)
+    hostile = '<img src=x onerror="window.__owned = 1"><b>bold</b> & co'
+    # Submitted by another client: the page hears of it through the event stream, no reload.
+    created = httpx.post(f"{page_server.url}/v1/tasks", json={"text": hostile}).json()
+    row = pg.locator(f"#task-list li[data-task-id='{created['id']}']")
+    expect(row.locator(".task-text")).to_have_text(hostile)
+    expect(row.locator(".chip")).to_have_text("rejected")  # no agent shares a word with it
+    row.get_by_role("link").click()
+    expect(pg.locator("blockquote.task-request")).to_have_text(hostile)
+    expect(pg.locator("section.decision")).to_contain_text("none (out of scope)")
+    # Shown as text, never parsed as markup.
+    assert pg.locator("main img, main b").count() == 0
+    assert pg.evaluate("window.__owned") is None
+    assert page.errors == []
+
+
+def test_keyboard_submit_and_a_narrow_screen(page: PageWatch, page_server: Served) -> None:
+    pg = open_page(page)
+    pg.set_viewport_size({"width": 420, "height": 900})
+    pg.get_by_label("Request").focus()
+    pg.keyboard.type("show my statement")
+    pg.keyboard.press("Control+Enter")
+    article = pg.locator("article.task")
+    expect(article).to_have_attribute("data-status", "done")
+    expect(article.locator("section.decision .bar-row.chosen .bar-label")).to_have_text("accounts")
+    # Nothing wider than the screen: one column, no sideways scrolling.
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 420
+    assert page.errors == []
