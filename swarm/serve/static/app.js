@@ -13,6 +13,7 @@ const state = {
   open: null,            // {id, tree: Set of ids whose events belong to it, log: element}
   refreshTimer: null,
   waiting: [],           // approvals waiting
+  runs: new Set(),       // ids of the runs in the run picker
   recent: [],            // the last RECENT_EVENTS events, replayed into a task opened late
 };
 const RECENT_EVENTS = 2000;
@@ -165,6 +166,7 @@ async function checkAuth() {
 // fetch, not EventSource: EventSource cannot send the Authorization header.
 async function followEvents() {
   let lastId = null;
+  let connected = false;
   let wait = 500;
   for (;;) {
     try {
@@ -177,6 +179,8 @@ async function followEvents() {
       }
       if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
       setStreamState("live", "live");
+      if (connected) resync();  // events were missed while the stream was down
+      connected = true;
       wait = 500;
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -200,6 +204,13 @@ async function followEvents() {
     await new Promise((r) => setTimeout(r, wait));
     wait = Math.min(wait * 2, 10000);
   }
+}
+
+function resync() {
+  loadTasks();
+  loadRuns();
+  loadApprovals();
+  if (state.open) scheduleRefresh();
 }
 
 function parseEventBlock(block) {
@@ -250,6 +261,10 @@ function showEvent(open, event) {
 }
 
 function updateListFromEvent(event) {
+  if (event.run_id && !state.runs.has(event.run_id)) {
+    state.runs.add(event.run_id);
+    loadRuns();
+  }
   if (event.parent_id) return;  // the list shows root tasks
   if (state.runFilter && event.run_id && event.run_id !== state.runFilter) return;
   const data = event.data || {};
@@ -279,6 +294,7 @@ async function loadRuns() {
     const keep = select.value;
     select.replaceChildren(el("option", { value: "" }, "all runs"));
     for (const run of runs || []) {
+      state.runs.add(run.id);
       const label = `${shortId(run.id)} · ${run.kind || "run"} · ${when(run.started_at)}` +
         (run.tasks !== undefined ? ` · ${run.tasks} task${run.tasks === 1 ? "" : "s"}` : "");
       select.append(el("option", { value: run.id }, label));
@@ -358,7 +374,7 @@ async function submitTask(event) {
 function openTask(id) {
   if (state.open && state.open.id === id) return refreshTask();
   const log = el("ol", { class: "event-log", id: "event-log", "aria-label": "Events of this task" });
-  state.open = { id, tree: new Set([id]), log, tries: 0 };
+  state.open = { id, tree: new Set([id]), log, tries: 0, fresh: true };
   for (const event of state.recent) showEvent(state.open, event);  // what came before it opened
   renderTaskList();
   $("task-detail").replaceChildren(el("p", { class: "muted" }, "Loading task…"));
@@ -401,7 +417,16 @@ async function refreshTask() {
   const waiting = state.waiting.filter((a) => open.tree.has(a.task_id));
   const focusId = document.activeElement && document.activeElement.id;
   $("task-detail").replaceChildren(renderTask(task, tree, waiting, open.log));
-  if (focusId && $(focusId)) $(focusId).focus();
+  if (open.fresh) {  // a task just opened: take the reader (and a phone's screen) to it
+    open.fresh = false;
+    if (!document.activeElement || document.activeElement === document.body || document.activeElement.closest(".task-list")) {
+      $("task-heading").focus({ preventScroll: true });
+    }
+    const top = $("task-detail").getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.6) $("task-detail").scrollIntoView({ block: "start" });
+  } else if (focusId && $(focusId)) {
+    $(focusId).focus();
+  }
   renderTaskList();
 }
 
@@ -427,7 +452,7 @@ function renderTask(task, tree, waiting, log) {
   ].filter(Boolean);
   return el("article", { class: "task", "aria-labelledby": "task-heading", "data-task-id": task.id, "data-status": task.status },
     el("header", { class: "task-head" },
-      el("h2", { id: "task-heading" }, `Task ${shortId(task.id)} `, statusChip(task.status)),
+      el("h2", { id: "task-heading", tabindex: "-1" }, `Task ${shortId(task.id)} `, statusChip(task.status)),
       el("blockquote", { class: "task-request" }, task.text || ""),
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))),
     waiting.length ? el("section", { class: "card", "aria-labelledby": "task-approvals-heading" },
@@ -515,9 +540,9 @@ function feedbackSection(task) {
   const picker = el("select", { id: "feedback-agent" },
     ...state.agents.filter((a) => a.name !== task.agent).map((a) => el("option", { value: a.name }, a.name)),
     el("option", { value: OUT_OF_SCOPE }, "nobody (out of scope)"));
-  const right = el("button", { type: "button", class: "good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
-  const wrong = el("button", { type: "button", class: "bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
-  const belongs = el("button", { type: "button", onclick: (e) => send({ verdict: "bad", agent: picker.value }, e.currentTarget) }, "Correct the routing");
+  const right = el("button", { type: "button", class: "good", id: "feedback-good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
+  const wrong = el("button", { type: "button", class: "bad", id: "feedback-bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
+  const belongs = el("button", { type: "button", id: "feedback-correct", onclick: (e) => send({ verdict: "bad", agent: picker.value }, e.currentTarget) }, "Correct the routing");
   return el("section", { class: "card feedback", "aria-labelledby": "feedback-heading" },
     el("h3", { id: "feedback-heading" }, "Was it routed well?"),
     el("div", { class: "buttons", role: "group", "aria-label": "Verdict" }, right, wrong),
