@@ -28,7 +28,8 @@ def serve(
     **uvicorn_options: Any,
 ) -> None:
     """Serve `swarm`'s API on `host`:`port` until interrupted (Ctrl-C, SIGTERM), then close the
-    swarm (running tasks finish first, as `Swarm.close` does).
+    swarm (running tasks finish first, as `Swarm.close` does) and return (after SIGTERM, the
+    signal is raised again once all is closed).
 
     `token`: None reads `$SWARM_API_TOKEN`. Raises `ConfigError` before listening when `host` is
     not a loopback address and there is no token. `sock`: an already bound socket to serve on
@@ -47,4 +48,9 @@ def serve(
         **uvicorn_options,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock] if sock is not None else None)
+    try:
+        server.run(sockets=[sock] if sock is not None else None)
+    except KeyboardInterrupt:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again for the caller: here the stop
+        # was the wanted end, not an abort. (SIGTERM is raised again too, and ends the process.)
+        pass
