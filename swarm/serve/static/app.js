@@ -1,5 +1,5 @@
 // swarm's page: watch tasks as they run, answer approvals, teach and switch the router.
-// Plain DOM: every text from the server goes in through textContent or attributes, never innerHTML.
+// Plain DOM: every text from the server goes in through textContent or attributes, never as HTML.
 
 const TOKEN_KEY = "swarm.token";
 const LIST_LIMIT = 50;
