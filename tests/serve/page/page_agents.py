@@ -60,4 +60,17 @@ class Refunds(Agent):
         return {"refund": "sent", "amount": "120.00"}
 
 
-AGENTS = [Cards, Accounts, Disputes, Refunds]
+class Letters(Agent):
+    name = "letters"
+    description = "Writes letters to customers, streamed as it writes (as an LLM would)"
+    examples = ["write a letter to the customer", "draft a reply letter"]
+
+    async def run(self, task, ctx):  # type: ignore[no-untyped-def]
+        words = ["Dear ", "customer, ", "your card ", "is on ", "its way."]
+        for word in words:
+            ctx.publish("token", {"text": word})
+            await asyncio.sleep(0.02)
+        return "".join(words)
+
+
+AGENTS = [Cards, Accounts, Disputes, Refunds, Letters]

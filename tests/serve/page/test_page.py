@@ -112,6 +112,7 @@ def test_approve_and_deny_waiting_tasks(
     question = article.locator(".approval .question")
     expect(question).to_have_text("refund 120.00 to card ending 4821?")
     expect(pg.locator("#approvals-count")).to_have_text("1")
+    pg.screenshot(path=str(screenshots / "waiting.png"), full_page=True)
     second = submit(pg, "give me my money back")
     expect(pg.locator("article.task")).to_have_attribute("data-status", "waiting")
     expect(pg.locator("#approvals-count")).to_have_text("2")
@@ -180,4 +181,23 @@ def test_keyboard_submit_and_a_narrow_screen(page: PageWatch, page_server: Serve
     expect(article.locator("section.decision .bar-row.chosen .bar-label")).to_have_text("accounts")
     # Nothing wider than the screen: one column, no sideways scrolling.
     assert pg.evaluate("document.documentElement.scrollWidth") <= 420
+    assert page.errors == []
+
+
+def test_streamed_tokens_read_as_one_line_and_right_is_stored(
+    page: PageWatch, page_server: Served
+) -> None:
+    pg = open_page(page)
+    task_id = submit(pg, "write a letter to the customer")
+    expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
+    tokens = pg.locator("#event-log li[data-kind='token']")
+    expect(tokens).to_have_count(1)
+    expect(tokens.locator(".event-text")).to_have_text("Dear customer, your card is on its way.")
+
+    feedback = pg.locator("section.feedback")
+    feedback.get_by_role("button", name="Right").click()
+    expect(feedback.get_by_role("status")).to_have_text("Stored: good. Thank you.")
+    with TraceStore(page_server.db_url) as store:
+        rows = [r for r in store.feedback() if r["task_id"] == task_id]
+    assert [(r["kind"], r["routed_agent"]) for r in rows] == [("good", "letters")]
     assert page.errors == []
