@@ -373,7 +373,7 @@ async function submitTask(event) {
 
 function openTask(id) {
   if (state.open && state.open.id === id) return refreshTask();
-  const log = el("ol", { class: "event-log", id: "event-log", "aria-label": "Events of this task" });
+  const log = el("ol", { class: "event-log", id: "event-log", role: "log", "aria-label": "Events of this task" });
   state.open = { id, tree: new Set([id]), log, tries: 0, fresh: true };
   for (const event of state.recent) showEvent(state.open, event);  // what came before it opened
   renderTaskList();
