@@ -25,6 +25,8 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "page-test-token"
+TIMEOUT_MS = 20_000
+"""How long a page action or an `expect` waits: generous, the test machine may be busy."""
 
 
 @dataclass
@@ -60,7 +62,9 @@ def browser() -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not installed at {CHROMIUM} (CI needs it)")
         pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -119,7 +123,7 @@ def watch(
     watched = PageWatch(pg)
     pg.on("console", lambda m: watched.errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: watched.errors.append(str(e)))
-    pg.set_default_timeout(15_000)
+    pg.set_default_timeout(TIMEOUT_MS)
     try:
         yield watched
         if request.node.stash.get(_FAILED, False):  # what the page showed when the test failed
