@@ -4,6 +4,7 @@ sequence for each way a task can go, with tracing off and on (a real SQLite file
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from swarm import Agent, Handoff, Retryable, RetryPolicy, Swarm, TaskStatus, TraceStore, agent
-from swarm.events import Event
+from swarm.events import Event, EventBus
 from swarm.llm import LLMAgent
 from swarm.testing import FakeRouter, ScriptedLLM
 
@@ -29,6 +30,12 @@ def lookup(code: str) -> str:
 @agent
 async def cards(task, ctx):
     return await ctx.tool(lookup, code="4821")
+
+
+class Teller(LLMAgent):
+    name = "teller"
+    description = "Tells things"
+    stream = True
 
 
 @pytest.fixture(params=["untraced", "traced"])
@@ -127,6 +134,7 @@ async def test_a_delegating_task_streams_its_childs_events_in_its_tree(db: str |
         "forced"
     )
     assert events[-1].data["output"] == "planned: card 4821"
+    json.dumps([e.as_dict() for e in events])  # what `swarm serve` sends, as it is
 
 
 async def test_a_handoff(db: str | None) -> None:
@@ -296,22 +304,31 @@ async def test_a_slow_subscriber_never_holds_up_the_scheduler() -> None:
         assert kinds(events) == ["queued", "routed", "started", "span:agent", "done"]
 
 
-async def test_nobody_listening_publishes_nothing(db: str | None) -> None:
-    async with swarm_of([cards], db) as swarm:
-        result = await swarm.run("card lost")
-        assert result.ok
-        probe = swarm.events.subscribe()
-        probe.close()
-        assert [e async for e in probe] == []
-        # Numbering starts at 1 with the first event anyone received: nothing was built before.
-        events = await collect(swarm, "card again")
-    assert events[0].seq == 1
+async def test_nobody_listening_builds_no_event(
+    db: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    emit_task = EventBus.emit_task
 
+    def counting(self: EventBus, kind: str, task: Any, data: dict[str, Any]) -> None:
+        built.append(kind)
+        emit_task(self, kind, task, data)
 
-class Teller(LLMAgent):
-    name = "teller"
-    description = "Tells things"
-    stream = True
+    monkeypatch.setattr(EventBus, "emit_task", counting)
+
+    @agent
+    async def planner(task, ctx):
+        return (await ctx.delegate("card 7", agent="cards")).output
+
+    llm = ScriptedLLM(["It will rain."] * 2)
+    async with swarm_of([planner, cards, Teller()], db, llm=llm) as swarm:
+        for text in ("plan it", "card lost", "meaning of life"):
+            assert (await swarm.run(text)).status is not TaskStatus.FAILED
+        assert (await swarm.run("weather?", agent="teller")).output == "It will rain."
+        assert built == []  # every step checks `events.active` before building anything
+        events = await collect(swarm, "weather?", agent="teller")
+    assert built == [e.kind for e in events] and "token" in built
+    assert events[0].seq == 1  # nothing was numbered before anyone listened
 
 
 async def test_a_streaming_llm_agent_publishes_its_tokens(db: str | None) -> None:

@@ -19,13 +19,15 @@ from rich.live import Live
 from rich.text import Text
 
 from swarm.console.commands import Parsed, UsageProblem, parse
-from swarm.console.live import ObservedStore, RequestStatus
+from swarm.console.live import RequestStatus
 from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
 from swarm.errors import ConfigError, SwarmError, TaskNotFound
+from swarm.events import Subscription
 from swarm.feedback import OUT_OF_SCOPE, check_agent_name, record_feedback
 from swarm.models import Decision, Result, Task, new_id
 from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.swarm import Swarm
+from swarm.trace import TraceStore
 from swarm.views import DecisionView, ResultView, TaskTree
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ class ConsoleSession:
         *,
         registry: Any,
         router: Any,
-        store: ObservedStore,
+        store: TraceStore,
         console: Console,
         agents_spec: str | None = None,
         router_spec: str = "auto",
@@ -189,12 +191,18 @@ class ConsoleSession:
                 self.last = LastRequest(task.id, text, d)
 
         status = RequestStatus(task, emit, on_decision)
-        self.store.listener = status
         if agent is None:
             self.last = LastRequest(task.id, text, None)
         self.last_task = task.id
         loop = asyncio.get_running_loop()
-        handle = await self.swarm.submit(task)
+        events = self.swarm.events.subscribe(task.id)  # before submitting: nothing is missed
+        follower = asyncio.ensure_future(_follow(events, status))
+        try:
+            handle = await self.swarm.submit(task)
+        except BaseException:
+            events.close()
+            await follower
+            raise
         waiter = asyncio.ensure_future(_wait(handle))
         presses = 0
 
@@ -212,10 +220,15 @@ class ConsoleSession:
             live = Live(status, console=self.console, refresh_per_second=10, transient=True)
             with live:
                 await asyncio.wait({waiter})
+                # The root's `done` came before its result: every event is in the buffer now.
+                events.close()
+                await follower
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
-            self.store.listener = None
+            events.close()
+            if not follower.done():
+                follower.cancel()
         if waiter.cancelled():
             self.console.print(
                 Text("stopped waiting; the task may still be winding down", "yellow")
@@ -396,6 +409,15 @@ class ConsoleSession:
             self.router = outcome.router
             self.swarm.router = outcome.router
             self.swarm.scheduler.router = outcome.router
+
+
+async def _follow(events: Subscription, status: RequestStatus) -> None:
+    """Feed the request's events to its live view until its subscription ends."""
+    async for event in events:
+        try:
+            status.handle(event)
+        except Exception:  # a broken view must never fail or hang a request
+            log.exception("the console's live view failed on a %s event", event.kind)
 
 
 async def _wait(handle: Any) -> Result:

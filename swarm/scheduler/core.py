@@ -50,6 +50,7 @@ class Scheduler:
 
     Its routing loop and workers live in one task group, started by `start()` (or the first
     task) and ended by `close()`. Raises `ConfigError` for a router without `version`/`blocking`.
+    Each step of a task is published on `events` (given, or its own `EventBus`; `swarm.events`).
     """
 
     def __init__(
