@@ -67,6 +67,8 @@ def test_submit_and_watch_events_arrive(
     row = pg.locator(f"#task-list li[data-task-id='{task_id}']")
     expect(row.locator(".chip")).to_have_text("done")
     pg.screenshot(path=str(screenshots / "task.png"), full_page=True)
+    pg.emulate_media(color_scheme="dark")
+    pg.screenshot(path=str(screenshots / "task-dark.png"), full_page=True)
 
     assert tree["status"] == "done"
     assert page.errors == []
