@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from swarm.errors import (
     ApprovalDecided,
@@ -34,11 +36,19 @@ from swarm.errors import (
 from swarm.events import Event, Subscription
 from swarm.models import OUT_OF_SCOPE, Decision, TaskStatus
 from swarm.serve import schemas as s
-from swarm.serve.security import DEFAULT_MAX_BODY, BearerToken, BodyLimit, token_from_env
+from swarm.serve.security import (
+    DEFAULT_MAX_BODY,
+    BearerToken,
+    BodyLimit,
+    LoopbackHosts,
+    token_from_env,
+)
 from swarm.swarm import Swarm
 from swarm.trace import TraceStore
 
 __all__ = ["STATIC_DIR", "create_app"]
+
+log = logging.getLogger("swarm.serve")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The web page's files (index.html, scripts, styles), shipped in the package."""
@@ -77,7 +87,8 @@ def create_app(
     (`async with swarm`) unless it is running already.
 
     - `token`: the bearer token every /v1 route asks for; None reads `$SWARM_API_TOKEN`; "" turns
-      auth off. `/`, `/static/...`, `/v1/auth` and `/openapi.json` need none.
+      auth off. `/`, `/static/...`, `/v1/auth` and `/openapi.json` need none. Without a token the
+      app answers only requests addressed to a loopback name (`LoopbackHosts`: 421 otherwise).
     - `max_body`: bytes a request body may hold (413 beyond).
     - `models_dir`: where the router's versions live (default: `swarm.models_dir`).
 
@@ -111,7 +122,10 @@ def create_app(
             422: {"model": s.ErrorBody, "description": "A field is missing or wrong"},
         },
     )
+    app.add_middleware(_Unexpected)
     app.add_middleware(BodyLimit, max_body=max_body)
+    if token is None:
+        app.add_middleware(LoopbackHosts)
     _error_handlers(app)
     auth = [Depends(BearerToken(token))]
     stream_auth = [Depends(BearerToken(token, query=True))]
@@ -609,6 +623,35 @@ def _error_handlers(app: FastAPI) -> None:
         status = next((code for cls, code in _ERRORS.items() if isinstance(exc, cls)), 500)
         headers = {"Retry-After": "1"} if status == 503 else None
         return _json(status, str(exc), headers=headers)
+
+
+class _Unexpected:
+    """ASGI middleware: an exception no handler took (a bug, a failing dependency) is logged with
+    its traceback and answered as a JSON 500 without it; the connection stays usable (Starlette's
+    own error middleware would raise it again to the server, which drops the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:  # half an answer is out (a stream): nothing else can be said
+                raise
+            detail = f"internal error ({type(exc).__name__}); the server log has the details"
+            await _json(500, detail)(scope, receive, send)
 
 
 def _json(

@@ -21,6 +21,7 @@ __all__ = [
     "TOKEN_ENV",
     "BearerToken",
     "BodyLimit",
+    "LoopbackHosts",
     "check_bind",
     "is_loopback",
     "token_from_env",
@@ -159,6 +160,43 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class LoopbackHosts:
+    """ASGI middleware for a server without a token: a request whose Host header is not a
+    loopback name (localhost, *.localhost, 127.x.x.x, [::1]) gets 421. A web page elsewhere
+    could otherwise point its own domain at 127.0.0.1 (DNS rebinding) and use the API from the
+    person's browser as if it were same-origin. Names are not resolved: that is the attack."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+            if not _loopback_name(host):
+                await _error(
+                    send,
+                    421,
+                    f"this server answers to loopback host names only (not {host!r}); "
+                    f"set {TOKEN_ENV} to serve other names",
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _loopback_name(host: str) -> bool:
+    name = host.lower()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else ""
+    else:
+        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 async def _too_large(send: Send, limit: int) -> None:

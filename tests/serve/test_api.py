@@ -4,6 +4,7 @@ agents, and the errors a client gets for what it got wrong."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from swarm.testing.serve import LiveServer
 from tests.serve.conftest import MakeServer, centroid_router, wait_done
@@ -210,3 +211,19 @@ def test_a_full_queue_is_503_with_retry_after(make_server: MakeServer, registry:
     with httpx.Client(base_url=server.url) as client:
         answer = client.post("/v1/tasks", json={"text": "block my card 4821"})
     assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_the_traceback(
+    server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(limit: int = 20) -> list[dict[str, object]]:
+        raise RuntimeError("secret internals")
+
+    assert server.swarm.store is not None
+    monkeypatch.setattr(server.swarm.store, "runs", broken)
+    answer = client.get("/v1/runs")
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "detail": "internal error (RuntimeError); the server log has the details"
+    }
+    assert client.get("/v1/agents").status_code == 200  # the server goes on

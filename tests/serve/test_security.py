@@ -145,3 +145,27 @@ def test_a_body_over_the_limit_is_413(make_server: MakeServer) -> None:
 
         ok = client.post("/v1/tasks", content=small(), headers={"content-type": "application/json"})
         assert ok.status_code == 202
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(make_server: MakeServer) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not reach the API."""
+    url = make_server().url
+    port = url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "app.localhost", "[::1]:80"):
+            assert client.get("/v1/agents", headers={"host": host}).status_code == 200, host
+        for host in (f"evil.example:{port}", "127.0.0.1.nip.io", "[::2]:80", "0.0.0.0"):
+            answer = client.get("/v1/agents", headers={"host": host})
+            assert answer.status_code == 421, host
+            assert "SWARM_API_TOKEN" in answer.json()["detail"]
+        posted = client.post("/v1/tasks", json={"text": "hi"}, headers={"host": "evil.example"})
+        assert posted.status_code == 421
+
+
+def test_with_a_token_any_host_name_is_answered(locked: str) -> None:
+    with httpx.Client(base_url=locked, timeout=10) as client:
+        answer = client.get(
+            "/v1/agents",
+            headers={"host": "swarm.example.com", "Authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.status_code == 200
