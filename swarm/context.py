@@ -89,8 +89,10 @@ class _Delegator(Protocol):
 
 
 class _Replay(Protocol):
-    """Answers a tool call from a recording: `swarm.scenarios.ToolReplay`,
-    `swarm.trace.resume.ResumeReplay`."""
+    """A resumed task's recorded calls (`swarm.scheduler.resume.ResumeReplay`): tool calls answered
+    by `serve` (as `swarm.scenarios.ToolReplay` does), LLM calls from `llm_spans`."""
+
+    llm_spans: list[dict[str, Any]]
 
     async def serve(
         self, task: Task, name: str, arguments: Any, call: Callable[[], Any]
@@ -109,7 +111,7 @@ class Context:
       goes there as a `span` event, and `ctx.publish(kind, data)` adds others for this task.
     - `await ctx.approve("refund 120.00?")`: wait for a person's yes or no (see `approve`).
     - `ctx.replay`: for a task resumed after an approval, the recorded tool and LLM calls its
-      earlier run made (`swarm.trace.resume.ResumeReplay`); None otherwise.
+      earlier run made (`swarm.scheduler.resume.ResumeReplay`); None otherwise.
     """
 
     __slots__ = (

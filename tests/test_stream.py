@@ -387,3 +387,27 @@ async def test_a_store_is_unchanged_by_listening(tmp_path: Path) -> None:
         a = store.spans(task_id=watched[0].task_id)
         b = store.spans(task_id=unwatched.task_id)
     assert [(s["kind"], s["name"]) for s in a] == [(s["kind"], s["name"]) for s in b]
+
+
+async def test_a_task_that_waits_for_a_person(tmp_path: Path) -> None:
+    @agent
+    async def refunds(task, ctx):
+        return "refunded" if await ctx.approve("refund 120.00?") else "kept"
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    router = FakeRouter(default="refunds")
+    async with swarm_of([refunds], url, router=router) as swarm:
+        seen = []
+        async with aclosing(swarm.stream("refund me")) as events:
+            async for event in events:
+                seen.append(event)
+                if event.kind == "waiting":
+                    await swarm.approve(event.data["approval_id"], True, by="ana")
+    assert kinds(seen) == [
+        "queued", "routed", "started", "waiting", "approved",
+        "span:approval", "span:agent", "done",
+    ]  # fmt: skip
+    waiting, approved = seen[3].data, seen[4].data
+    assert waiting["question"] == "refund 120.00?"
+    assert approved["approval_id"] == waiting["approval_id"] and approved["by"] == "ana"
+    assert seen[-1].data["output"] == "refunded"

@@ -267,7 +267,8 @@ def resume(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Run again every task a killed process left queued or running (finished ones never rerun).
+    """Run again every task a killed process left queued, running or waiting for a person
+    (finished ones never rerun); a waiting one waits again for its decision (`swarm approve`).
 
     The tasks of a run whose process is still alive are left to it (run twice, their side effects
     would happen twice); `--force` takes them anyway."""
@@ -360,6 +361,8 @@ def resume(
 
 
 LAZY = {
+    "approvals": "swarm.cli.approvals:approvals",
+    "approve": "swarm.cli.approvals:approve",
     "console": "swarm.cli.console_command:console_command",
     "demo": "swarm.cli.demo:demo",
     "diff": "swarm.cli.scenarios:diff",

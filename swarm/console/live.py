@@ -1,6 +1,6 @@
 """What the console shows while a request runs: the request's events (`swarm.events`, the ones
 `Swarm.stream` and `swarm serve` give), turned into event lines (routing, child tasks, handoffs,
-tools, approvals) and a spinner per working agent with the tail of its streamed answer.
+tools) and a spinner per working agent with the tail of its streamed answer.
 """
 
 from __future__ import annotations
@@ -117,19 +117,10 @@ class RequestStatus:
                 )
             case "token":
                 node.tokens = (node.tokens + data["text"])[-TOKEN_TAIL:]
-            case "waiting":
+            case "waiting":  # the session prints the question (`WaitingNote`) as it parks
                 node.state = "waiting"
-                self._line(
-                    node.depth,
-                    ("⏸ ", "yellow"),
-                    f"{node.agent or 'task'} asks: {data['question']}",
-                    (f"  /approve {data['approval_id']} or /deny {data['approval_id']}", "grey50"),
-                )
             case "approved" | "denied":
                 node.state = "running"
-                by = f" by {data['by']}" if data.get("by") else ""
-                style = "green" if event.kind == "approved" else "red"
-                self._line(node.depth, (f"{event.kind}{by}", style))
             case "done":
                 self._done(node, data)
 

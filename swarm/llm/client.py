@@ -16,7 +16,7 @@ from swarm.llm.backend import LLMBackend, assemble_stream
 from swarm.llm.config import EndpointConfig
 from swarm.llm.http import HTTPBackend
 from swarm.llm.redaction import StreamRedactor, redact, redact_exception
-from swarm.llm.replay import request_hash
+from swarm.llm.replay import ResumeBackend, request_hash
 from swarm.llm.routed import RoutedBackend
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse, Message
 
@@ -27,6 +27,7 @@ __all__ = ["LLM", "ChatStream", "redact"]
 
 MessageLike = Message | Mapping[str, Any] | str
 """A `Message`, its dict form, or a bare string (a user message)."""
+
 
 class LLM:
     """The client agents use.
@@ -71,7 +72,13 @@ class LLM:
         return cls(HTTPBackend(EndpointConfig.from_env(environ)))
 
     def bind(self, ctx: Context) -> LLM:
-        """A view that shares this client's backend and records each call in `ctx`'s trace."""
+        """A view that shares this client's backend and records each call in `ctx`'s trace.
+
+        For a task resumed after an approval, calls its earlier run recorded are answered from
+        the trace first (`ResumeBackend`)."""
+        if ctx.replay is not None and ctx.replay.llm_spans:
+            resumed = ResumeBackend(ctx.replay.llm_spans, self.backend)
+            return LLM(resumed, model=self.model, ctx=ctx)
         return LLM(self.backend, model=self.model, ctx=ctx)
 
     async def aclose(self) -> None:

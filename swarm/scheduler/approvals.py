@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from swarm.events import EventBus
 from swarm.models import Task
+from swarm.scheduler.resume import ResumeReplay
 from swarm.trace.approvals import WAITING
-from swarm.trace.resume import ResumeReplay
 
 __all__ = ["ApprovalDesk", "ApprovalStore"]
 

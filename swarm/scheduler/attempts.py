@@ -325,9 +325,11 @@ class Attempt:
             e.holds_slot = False
             s.slots.release(self.lane)
         self._pause()
+        e.asking += 1
         try:
             row = await s.approvals.wait(row, task)
         except asyncio.CancelledError:
+            e.asking -= 1
             self.outstanding -= 1
             self._unpause()
             if s.closing:  # a restart, not a decision: the task stays waiting in the store
@@ -337,6 +339,7 @@ class Attempt:
             if self.outstanding == 0 and not self.ending():
                 await self._take_back()
             raise
+        e.asking -= 1
         self.outstanding -= 1
         self._unpause()
         if self.outstanding == 0:

@@ -349,6 +349,8 @@ class Scheduler:
     async def close(self, *, drain: bool = True, grace: float = 10.0) -> None:
         """Stop taking tasks; let running ones finish (`drain`) within `grace` s; cancel the rest.
 
+        Tasks waiting for a person are not waited for: they stay `waiting` in the store.
+
         Tasks still unfinished after that are recorded as cancelled ("scheduler shut down").
         Bodies that ignore their cancellation are waited for at most `grace` s more, then left
         to end on their own (logged).
@@ -359,7 +361,7 @@ class Scheduler:
         if drain and live:
             try:
                 async with self.clock.timeout_at(self.clock.time() + grace):
-                    await self.slots.idle.wait()
+                    await self._drained()
             except TimeoutError:
                 log.warning("shutdown: %d tasks still running after %ss", len(live), grace)
         runners = []
@@ -383,6 +385,18 @@ class Scheduler:
                 raise self._supervisor.exception()  # type: ignore[misc]
         if self.store is not None:
             await self.store.flush()
+
+    async def _drained(self) -> None:
+        """Every task finished, or waits for a person (no drain waits on that: those stay
+        `waiting` in the store for the next process)."""
+        live = self.slots.live
+        if self.approvals is None:  # no task can wait for a person
+            await self.slots.idle.wait()
+            return
+        while live and not all(e.asking for e in live.values()):
+            idle = asyncio.ensure_future(self.slots.idle.wait())
+            await asyncio.wait([idle], timeout=0.05)
+            idle.cancel()
 
     @property
     def stats(self) -> dict[str, int]:

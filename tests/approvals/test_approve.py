@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refund_agents import executions, refunds
 
 from swarm import (
     AgentRegistry,
@@ -22,31 +23,6 @@ from swarm import (
 )
 from swarm.models import short_id
 from swarm.testing import FakeRouter
-
-executions: list[str] = []
-
-
-def _charge(amount: float) -> dict[str, Any]:
-    executions.append(f"charge {amount}")
-    return {"charged": amount}
-
-
-def _refund(amount: float) -> dict[str, Any]:
-    executions.append(f"refund {amount}")
-    return {"refunded": amount}
-
-
-@agent(max_concurrency=1)
-async def refunds(task, ctx):
-    """Refunds: a look-up before the approval, the refund after it."""
-    amount = float(task.payload.get("amount", 120))
-    await ctx.tool(_charge, amount=amount)
-    timeout = task.payload.get("approval_timeout")
-    if not await ctx.approve(
-        f"refund {amount:.2f} to card ending 4821?", timeout=timeout, details={"amount": amount}
-    ):
-        return {"approved": False}
-    return {"approved": True, "refund": await ctx.tool(_refund, amount=amount)}
 
 
 def make_swarm(db: str | TraceStore | None, **options: Any) -> Swarm:
@@ -199,3 +175,74 @@ async def test_unknown_and_ambiguous_ids(db_url: str) -> None:
     async with make_swarm(db_url) as swarm:
         with pytest.raises(TaskNotFound, match="no approval with id"):
             await swarm.approve("nope")
+
+
+async def test_a_restart_leaves_it_waiting_and_the_resumed_task_does_not_redo_its_steps(
+    db_url: str,
+) -> None:
+    """close() while it waits: the row stays waiting; resumed in a new swarm, the tool before the
+    approval is served from the trace, the stored approval is found again, and once approved the
+    refund runs (for real) once."""
+    async with make_swarm(db_url) as swarm:
+        handle = await swarm.submit("refund", payload={"amount": 70})
+        [row] = await waiting_approval(swarm)
+    stopped = await handle
+    assert stopped.status is TaskStatus.CANCELLED and "still waiting" in (stopped.error or "")
+    assert executions == ["charge 70.0"]
+    with TraceStore(db_url) as store:
+        [task] = store.unfinished_tasks()
+        assert (task["id"], task["status"]) == (handle.id, "waiting")
+        assert store.approval(row["id"])["status"] == "waiting"
+
+    async with make_swarm(db_url) as swarm:
+        again = await swarm.scheduler.resume(_task_from_row(task))
+        rows = await waiting_approval(swarm)
+        assert [r["id"] for r in rows] == [row["id"]]  # the same question: no second row
+        await swarm.approve(row["id"], by="ops")
+        result = await again
+    assert result.output == {"approved": True, "refund": {"refunded": 70.0}}
+    assert executions == ["charge 70.0", "refund 70.0"]  # the charge ran once in all
+    with TraceStore(db_url) as store:
+        charges = [s for s in store.spans(task_id=handle.id, kind="tool") if s["name"] == "_charge"]
+        assert [bool(s["attributes"].get("replayed")) for s in charges] == [False, True]
+        assert len(store.approvals(task_id=handle.id)) == 1
+
+
+def _task_from_row(row: dict[str, Any]) -> Any:
+    from swarm import Task
+
+    return Task(id=row["id"], text=row["text"], payload=row["payload"], run_id=row["run_id"])
+
+
+async def test_a_resumed_task_is_answered_its_recorded_llm_calls(db_url: str) -> None:
+    from swarm.testing import ScriptedLLM
+
+    @agent
+    async def writer(task, ctx):
+        draft = await ctx.llm.chat(["draft a refund note"])
+        if not await ctx.approve("send it?"):
+            return None
+        final = await ctx.llm.chat(["polish: " + draft.content])
+        return [draft.content, final.content]
+
+    def make(llm: ScriptedLLM) -> Swarm:
+        registry = AgentRegistry([writer])
+        return Swarm(registry, router=FakeRouter({}, default="writer"), db=db_url, llm=llm)
+
+    first = ScriptedLLM(["draft one"])
+    async with make(first) as swarm:
+        handle = await swarm.submit("write")
+        [row] = await waiting_approval(swarm)
+    assert first.calls == 1
+    with TraceStore(db_url) as store:
+        [task] = store.unfinished_tasks()
+
+    second = ScriptedLLM(["polished"])  # a live LLM that has not seen the draft request
+    async with make(second) as swarm:
+        again = await swarm.scheduler.resume(_task_from_row(task))
+        await waiting_approval(swarm)
+        await swarm.approve(row["id"])
+        result = await again
+    assert result.output == ["draft one", "polished"]
+    assert [r.messages[-1].content for r in second.requests] == ["polish: draft one"]
+    assert task["id"] == handle.id
