@@ -17,6 +17,7 @@ const state = {
   recent: [],            // the last RECENT_EVENTS events, replayed into a task opened late
 };
 const RECENT_EVENTS = 2000;
+const MAX_LOG = 1000;  // events shown for one task: the newest
 
 const $ = (id) => document.getElementById(id);
 
@@ -282,6 +283,10 @@ function updateListFromEvent(event) {
   if (event.kind === "handoff") row.agent = data.to ?? row.agent;
   if (event.kind === "done") { row.status = data.status || "done"; row.agent = data.agent ?? row.agent; }
   state.tasks.set(row.id, row);
+  if (state.tasks.size > LIST_LIMIT * 4) {  // a page left open for days keeps a bounded list
+    const oldest = [...state.tasks.values()].sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+    for (const old of oldest.slice(0, state.tasks.size - LIST_LIMIT)) state.tasks.delete(old.id);
+  }
   renderTaskList();
 }
 
@@ -661,6 +666,7 @@ function appendEvent(log, event) {
     el("span", { class: "mono" }, shortId(event.task_id)),
     el("span", { class: "event-text" }, eventSummary(event)));
   log.append(item);
+  while (log.childElementCount > MAX_LOG) log.firstElementChild.remove();
   const hint = log.parentElement && log.parentElement.querySelector(".events-hint");
   if (hint) hint.remove();
 }
