@@ -450,6 +450,8 @@ function renderTask(task, tree, waiting, log) {
     task.forced_agent ? ["Asked for", task.forced_agent] : null,
     ["Run", el("span", { class: "mono" }, task.run_id || "—")],
     task.parent_id ? ["Parent", el("a", { href: taskHref(task.parent_id), class: "mono" }, shortId(task.parent_id))] : null,
+    task.session_id ? ["Session", el("span", { class: "mono" }, task.session_id)] : null,
+    task.payload && Object.keys(task.payload).length ? ["Payload", el("pre", { class: "output" }, json(task.payload))] : null,
     ["Created", when(task.created_at)],
     took !== null ? ["Took", duration(took)] : null,
     task.attempts ? ["Attempts", String(task.attempts)] : null,
@@ -688,6 +690,26 @@ async function loadApprovals() {
   $("approval-list").replaceChildren(...state.waiting.map(approvalItem));
   $("approval-empty").hidden = state.waiting.length > 0;
   if (state.open && state.waiting.some((a) => state.open.tree.has(a.task_id))) scheduleRefresh();
+  if (!$("view-approvals").hidden) loadDecided();
+}
+
+async function loadDecided() {
+  let rows;
+  try {
+    ({ approvals: rows } = await api("/v1/approvals?status=all"));
+  } catch (error) {
+    say(`Could not load decided approvals: ${error.message}`);
+    return;
+  }
+  const decided = (rows || []).filter((a) => a.status !== "waiting")
+    .sort((a, b) => (b.decided_at || 0) - (a.decided_at || 0)).slice(0, 20);
+  $("decided-body").replaceChildren(...decided.map((a) => el("tr", { "data-approval-id": a.id },
+    el("td", {}, a.question, a.note ? el("span", { class: "muted" }, ` (${a.note})`) : null),
+    el("td", {}, statusChip(a.status)),
+    el("td", {}, a.decided_by || ""),
+    el("td", {}, when(a.decided_at)),
+    el("td", {}, el("a", { href: taskHref(a.task_id), class: "mono" }, shortId(a.task_id))))));
+  $("decided-empty").hidden = decided.length > 0;
 }
 
 function approvalItem(approval) {
@@ -697,7 +719,7 @@ function approvalItem(approval) {
   const decide = async (approve, button) => {
     for (const b of item.querySelectorAll("button")) b.disabled = true;
     try {
-      const body = { approve };
+      const body = { approve, by: "page" };
       if (note.value.trim()) body.note = note.value.trim();
       const row = await api(`/v1/approvals/${encodeURIComponent(approval.id)}`, { method: "POST", body });
       status.textContent = `${(row && row.status) || (approve ? "approved" : "denied")}.`;
@@ -818,7 +840,8 @@ async function loadMetrics() {
   summary.replaceChildren(el("strong", { class: "accuracy" }, percent(m.accuracy)),
     ` of the ${m.n} task${m.n === 1 ? "" : "s"} people judged were routed right`,
     m.source ? ` (from ${m.source})` : "", ".");
-  $("matrix-wrap").replaceChildren(...confusionTable(m.labels || [], m.confusion || []));
+  $("matrix-wrap").replaceChildren(...confusionTable(m.labels || [], m.confusion || []),
+    perLabelTable(m.per_label || {}));
 }
 
 function confusionTable(labels, matrix) {
@@ -840,6 +863,18 @@ function confusionTable(labels, matrix) {
     "Rows: the agent a task belonged to; columns: where the router sent it.")];
 }
 
+function perLabelTable(perLabel) {
+  const labels = Object.keys(perLabel);
+  if (!labels.length) return "";
+  const cell = (v) => el("td", {}, typeof v === "number" ? percent(v) : "");
+  return el("table", { class: "per-label" },
+    el("caption", {}, "Per agent"),
+    el("thead", {}, el("tr", {}, ["Agent", "Precision", "Recall", "Judged"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, labels.map((l) => el("tr", {},
+      el("th", { scope: "row" }, l), cell(perLabel[l].precision), cell(perLabel[l].recall),
+      el("td", {}, String(perLabel[l].support ?? ""))))));
+}
+
 // ---- views -----------------------------------------------------------------------------------
 
 function route() {
@@ -852,7 +887,7 @@ function route() {
     link.setAttribute("aria-current", link.dataset.view === view ? "page" : "false");
   }
   if (view === "tasks" && parts[1]) openTask(decodeURIComponent(parts[1]));
-  if (view === "approvals") loadApprovals();
+  if (view === "approvals") loadApprovals();  // and the decided ones, now the view shows
   if (view === "router") loadRouter();
 }
 

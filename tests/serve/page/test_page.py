@@ -135,6 +135,15 @@ def test_approve_and_deny_waiting_tasks(
     expect(waiting).to_have_count(0)
     expect(pg.locator("#approval-empty")).to_be_visible()
     expect(pg.locator("#approvals-count")).to_be_hidden()
+    decided = pg.locator("#decided-body tr")
+    expect(decided).to_have_count(2)
+    expect(pg.locator(f"#decided-body tr[data-approval-id='{ids[first]}']")).to_contain_text(
+        "approved"
+    )
+    expect(pg.locator(f"#decided-body tr[data-approval-id='{ids[second]}']")).to_contain_text(
+        "denied"
+    )
+    pg.screenshot(path=str(screenshots / "approvals-decided.png"), full_page=True)
 
     # Each task went on with its answer.
     pg.goto(f"/#/tasks/{first}")
@@ -147,6 +156,7 @@ def test_approve_and_deny_waiting_tasks(
         decided = {a["task_id"]: a for a in store.approvals()}
     assert decided[first]["status"] == "approved"
     assert decided[first]["note"] == "customer verified"
+    assert decided[first]["decided_by"] == decided[second]["decided_by"] == "page"
     assert decided[second]["status"] == "denied"
     assert page.errors == []
 
