@@ -72,11 +72,15 @@ function json(value) {
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
+let noticeTimer = null;
+
 function say(message, kind = "error") {
   const notice = $("notice");
   notice.textContent = message;
   notice.className = `notice notice-${kind}`;
   notice.hidden = !message;
+  clearTimeout(noticeTimer);
+  if (message && kind === "ok") noticeTimer = setTimeout(() => say(""), 6000);  // errors stay
 }
 
 // ---- the API ---------------------------------------------------------------------------------
@@ -96,11 +100,13 @@ function headers(extra = {}) {
 
 async function api(path, { method = "GET", body } = {}) {
   for (let attempt = 0; ; attempt++) {
+    const sent = state.token;
     const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
     if (body !== undefined) init.body = JSON.stringify(body);
     const response = await fetch(path, init);
     if (response.status === 401 && attempt < 3) {
-      await askToken(state.token ? "That token was refused; try again." : "");
+      // Refused with a token given up since: try the new one before asking again.
+      if (state.token === sent) await askToken(sent ? "That token was refused; try again." : "");
       continue;
     }
     const text = await response.text();
@@ -144,7 +150,6 @@ function askToken(problem = "") {
       tokenPrompt = null;
       resolve(token);
     };
-    dialog.addEventListener("cancel", (event) => event.preventDefault());  // no way around it
     dialog.showModal();
     $("token-input").focus();
   });
@@ -173,9 +178,10 @@ async function followEvents() {
     try {
       const h = headers({ Accept: "text/event-stream" });
       if (lastId !== null) h["Last-Event-ID"] = lastId;
+      const sent = state.token;
       const response = await fetch("/v1/events", { headers: h });
       if (response.status === 401) {
-        await askToken(state.token ? "That token was refused; try again." : "");
+        if (state.token === sent) await askToken(sent ? "That token was refused; try again." : "");
         continue;
       }
       if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
@@ -188,7 +194,9 @@ async function followEvents() {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer += value.replace(/\r\n?/g, "\n");
+        // Lines may end in \r\n (sse-starlette's default): a \r at the end of a chunk waits for
+        // the next one, so a \r\n split between two chunks is not read as an empty line.
+        buffer = (buffer + value).replace(/\r\n|\r(?=.)/gs, "\n");
         let cut;
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
           const block = buffer.slice(0, cut);
@@ -869,7 +877,7 @@ function perLabelTable(perLabel) {
   const cell = (v) => el("td", {}, typeof v === "number" ? percent(v) : "");
   return el("table", { class: "per-label" },
     el("caption", {}, "Per agent"),
-    el("thead", {}, el("tr", {}, ["Agent", "Precision", "Recall", "Judged"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Agent", "Precision", "Recall", "Tasks"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, labels.map((l) => el("tr", {},
       el("th", { scope: "row" }, l), cell(perLabel[l].precision), cell(perLabel[l].recall),
       el("td", {}, String(perLabel[l].support ?? ""))))));
@@ -892,6 +900,7 @@ function route() {
 }
 
 async function main() {
+  $("token-dialog").addEventListener("cancel", (event) => event.preventDefault());  // it must be answered
   $("submit-form").addEventListener("submit", submitTask);
   $("submit-text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("submit-form").requestSubmit();
