@@ -402,12 +402,14 @@ function scheduleRefresh() {
 async function refreshTask() {
   const open = state.open;
   if (!open) return;
+  const asked = (open.asked = (open.asked || 0) + 1);
+  const stale = () => state.open !== open || open.asked !== asked;  // a newer refresh is on its way
   let task;
   let tree = null;
   try {
     task = await api(`/v1/tasks/${encodeURIComponent(open.id)}`);
   } catch (error) {
-    if (state.open !== open) return;
+    if (stale()) return;
     if (error.status === 404 && open.tries++ < 20) {  // submitted, not stored yet
       state.refreshTimer = setTimeout(refreshTask, 300);
       return;
@@ -421,10 +423,13 @@ async function refreshTask() {
   } catch (error) {
     tree = { error: error.message };
   }
-  if (state.open !== open) return;
+  if (stale()) return;
   if (task.id !== open.id) {  // a short id resolved: follow the full one from now on
     open.tree.add(task.id);
     open.id = task.id;
+    collectTree(tree, open.tree);
+    open.log.replaceChildren();
+    for (const event of state.recent) showEvent(open, event);
   }
   collectTree(tree, open.tree);
   const waiting = state.waiting.filter((a) => open.tree.has(a.task_id));

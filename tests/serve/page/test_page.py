@@ -145,10 +145,11 @@ def test_approve_and_deny_waiting_tasks(
     )
     pg.screenshot(path=str(screenshots / "approvals-decided.png"), full_page=True)
 
-    # Each task went on with its answer.
-    pg.goto(f"/#/tasks/{first}")
+    # Each task went on with its answer (a short id, as people copy it, opens the task too).
+    pg.goto(f"/#/tasks/{first[-8:]}")
     expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
     expect(pg.get_by_label("Output")).to_contain_text('"refund": "sent"')
+    expect(pg.locator("article.task")).to_have_attribute("data-task-id", first)
     pg.goto(f"/#/tasks/{second}")
     expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
     expect(pg.get_by_label("Output")).to_contain_text('"refund": "refused"')
