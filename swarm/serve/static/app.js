@@ -623,7 +623,7 @@ function timelineSection(tree) {
   const span = Math.max(t1 - t0, 1e-6);
   const axis = el("div", { class: "tl-axis", "aria-hidden": "true" },
     [0, 0.25, 0.5, 0.75, 1].map((f) => {
-      const tick = el("span", { class: "tl-tick" }, duration(f * span * 1000));
+      const tick = el("span", { class: "tl-tick" }, f ? duration(f * span * 1000) : "0");
       tick.style.left = `${f * 100}%`;
       return tick;
     }));

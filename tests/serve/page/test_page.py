@@ -150,6 +150,8 @@ def test_approve_and_deny_waiting_tasks(
     expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
     expect(pg.get_by_label("Output")).to_contain_text('"refund": "sent"')
     expect(pg.locator("article.task")).to_have_attribute("data-task-id", first)
+    expect(pg.locator("ol.timeline .tl-bar.kind-approval")).to_have_count(1)
+    pg.screenshot(path=str(screenshots / "approved-task.png"), full_page=True)
     pg.goto(f"/#/tasks/{second}")
     expect(pg.locator("article.task")).to_have_attribute("data-status", "done")
     expect(pg.get_by_label("Output")).to_contain_text('"refund": "refused"')
