@@ -216,3 +216,16 @@ def test_streamed_tokens_read_as_one_line_and_right_is_stored(
         rows = [r for r in store.feedback() if r["task_id"] == task_id]
     assert [(r["kind"], r["routed_agent"]) for r in rows] == [("good", "letters")]
     assert page.errors == []
+
+
+def test_submit_to_a_chosen_agent(page: PageWatch, page_server: Served) -> None:
+    pg = open_page(page)
+    pg.get_by_label("Agent", exact=True).select_option("accounts")
+    task_id = submit(pg, "my card has not arrived")  # the router would say cards
+    article = pg.locator("article.task")
+    expect(article).to_have_attribute("data-status", "done")
+    expect(article.locator("section.decision dd").nth(1)).to_have_text("forced")
+    with TraceStore(page_server.db_url) as store:
+        row = store.task(task_id)
+    assert (row["forced_agent"], row["agent"]) == ("accounts", "accounts")
+    assert page.errors == []
