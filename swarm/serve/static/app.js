@@ -433,6 +433,9 @@ async function refreshTask() {
   }
   collectTree(tree, open.tree);
   const waiting = state.waiting.filter((a) => open.tree.has(a.task_id));
+  const seen = JSON.stringify([task, tree, waiting, state.agents.length]);
+  if (seen === open.shown && !open.fresh) return;  // nothing new: leave the view (and focus) be
+  open.shown = seen;
   const focusId = document.activeElement && document.activeElement.id;
   $("task-detail").replaceChildren(renderTask(task, tree, waiting, open.log));
   if (open.fresh) {  // a task just opened: take the reader (and a phone's screen) to it
@@ -540,29 +543,41 @@ function decisionSection(task) {
   return section;
 }
 
+// What the feedback box says and which agent it picked live in `state.open`, not in the DOM: the
+// task's view is rebuilt when its events arrive, and must not lose them.
 function feedbackSection(task) {
-  const status = el("p", { class: "feedback-status", role: "status", "aria-live": "polite" });
+  const open = state.open;
+  const said = open.feedback || { text: "", kind: "" };
+  const status = el("p", { id: "feedback-status", class: `feedback-status ${said.kind}`, role: "status" }, said.text);
+  const tell = (text, kind) => {
+    open.feedback = { text, kind };
+    const shown = $("feedback-status");  // the box now on the page (it may have been rebuilt)
+    if (shown) {
+      shown.textContent = text;
+      shown.className = `feedback-status ${kind}`;
+    }
+  };
   const send = async (body, button) => {
     button.disabled = true;
     try {
       const stored = await api(`/v1/tasks/${encodeURIComponent(task.id)}/feedback`, { method: "POST", body });
       const kind = (stored && (stored.kind || stored.verdict)) || body.verdict;
       const agent = (stored && stored.agent) || body.agent;
-      status.textContent = `Stored: ${kind}${agent ? ` → ${agent}` : ""}. Thank you.`;
-      status.className = "feedback-status ok";
+      tell(`Stored: ${kind}${agent ? ` → ${agent}` : ""}. Thank you.`, "ok");
     } catch (error) {
-      status.textContent = `Not stored: ${error.message}`;
-      status.className = "feedback-status error";
+      tell(`Not stored: ${error.message}`, "error");
     } finally {
       button.disabled = false;
     }
   };
-  const picker = el("select", { id: "feedback-agent" },
-    ...state.agents.filter((a) => a.name !== task.agent).map((a) => el("option", { value: a.name }, a.name)),
-    el("option", { value: OUT_OF_SCOPE }, "nobody (out of scope)"));
+  const choices = [...state.agents.filter((a) => a.name !== task.agent).map((a) => a.name), OUT_OF_SCOPE];
+  const picker = el("select", { id: "feedback-agent", onchange: (e) => { open.feedbackAgent = e.target.value; } },
+    choices.map((name) => el("option", { value: name, selected: name === open.feedbackAgent },
+      name === OUT_OF_SCOPE ? "nobody (out of scope)" : name)));
   const right = el("button", { type: "button", class: "good", id: "feedback-good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
   const wrong = el("button", { type: "button", class: "bad", id: "feedback-bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
-  const belongs = el("button", { type: "button", id: "feedback-correct", onclick: (e) => send({ verdict: "bad", agent: picker.value }, e.currentTarget) }, "Correct the routing");
+  const belongs = el("button", { type: "button", id: "feedback-correct",
+    onclick: (e) => send({ verdict: "bad", agent: $("feedback-agent").value }, e.currentTarget) }, "Correct the routing");
   return el("section", { class: "card feedback", "aria-labelledby": "feedback-heading" },
     el("h3", { id: "feedback-heading" }, "Was it routed well?"),
     el("div", { class: "buttons", role: "group", "aria-label": "Verdict" }, right, wrong),
