@@ -172,7 +172,7 @@ async function checkAuth() {
 // fetch, not EventSource: EventSource cannot send the Authorization header.
 async function followEvents() {
   let lastId = null;
-  let connected = false;
+  let dropped = false;  // since the last connection: events may have been missed
   let wait = 500;
   for (;;) {
     try {
@@ -186,8 +186,8 @@ async function followEvents() {
       }
       if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
       setStreamState("live", "live");
-      if (connected) resync();  // events were missed while the stream was down
-      connected = true;
+      if (dropped) resync();
+      dropped = false;
       wait = 500;
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -209,6 +209,7 @@ async function followEvents() {
     } catch {
       // the server went away or the network dropped: try again below
     }
+    dropped = true;
     setStreamState("reconnecting…", "down");
     await new Promise((r) => setTimeout(r, wait));
     wait = Math.min(wait * 2, 10000);

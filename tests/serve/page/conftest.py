@@ -54,11 +54,14 @@ class PageWatch:
     errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def screenshots() -> Path:
-    """Where the run keeps its screenshots: $SWARM_SCREENSHOTS, else storage/screenshots."""
+    """Where the run keeps its screenshots: $SWARM_SCREENSHOTS, else storage/screenshots. A failed
+    test leaves `failed-TEST.png` there; those of earlier runs are removed."""
     folder = Path(os.environ.get("SWARM_SCREENSHOTS") or ROOT / "storage" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("failed-*.png"):
+        old.unlink()
     return folder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,27 @@ def test_submit_to_a_chosen_agent(page: PageWatch, page_server: Served) -> None:
         row = store.task(task_id)
     assert (row["forced_agent"], row["agent"]) == ("accounts", "accounts")
     assert page.errors == []
+
+
+def test_after_the_stream_drops_the_page_catches_up(page: PageWatch, page_server: Served) -> None:
+    import httpx
+
+    pg = page.page
+    cut = {"on": True}
+    # The event stream cannot be reached until `cut` is off (the rest of the API can).
+    pg.route("**/v1/events", lambda route: route.abort() if cut["on"] else route.continue_())
+    pg.goto("/")
+    expect(pg.locator("body")).to_have_attribute("data-ready", "true")
+    expect(pg.locator("#stream-state")).to_have_attribute("data-state", "down")
+    # Submitted while the page hears nothing: it misses the task's events.
+    created = httpx.post(f"{page_server.url}/v1/tasks", json={"text": "show my statement"}).json()
+    with TraceStore(page_server.db_url) as store:
+        for _ in range(100):
+            if store.task(created["id"])["status"] == "done":
+                break
+            time.sleep(0.05)
+    cut["on"] = False
+    expect(pg.locator("#stream-state")).to_have_attribute("data-state", "live")
+    row = pg.locator(f"#task-list li[data-task-id='{created['id']}']")
+    expect(row.locator(".chip")).to_have_text("done")
+    assert all("ERR_FAILED" in e for e in page.errors), page.errors
