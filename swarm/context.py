@@ -98,6 +98,8 @@ class _Replay(Protocol):
         self, task: Task, name: str, arguments: Any, call: Callable[[], Any]
     ) -> tuple[Any, bool]: ...
 
+    def child(self, text: str, agent: str | None, payload: dict[str, Any]) -> Result | None: ...
+
 
 class Context:
     """Handed to `Agent.run(task, ctx)`.
@@ -164,8 +166,16 @@ class Context:
     ) -> Result:
         """Run a child task (routed unless `agent` is given) and wait for its result.
 
-        The child inherits the session and the deadline; cancelling this task cancels it.
+        The child inherits the session and the deadline; cancelling this task cancels it. A task
+        resumed after an approval gets the stored result of a child its earlier run delegated to
+        and that finished (the same text, agent and payload), instead of running it again.
         """
+        if self.replay is not None:
+            recorded = self.replay.child(text, agent, payload or {})
+            if recorded is not None:
+                name = agent or "routed"
+                async with self.span("delegate", name, child_task=recorded.task_id, replayed=True):
+                    return recorded
         child = Task(
             text=text,
             payload=payload or {},
@@ -201,9 +211,11 @@ class Context:
         A waiting task survives a restart: after `swarm resume` the agent's `run` starts again
         from the top, and what it did before is not done twice: each `ctx.tool` call and LLM
         call the earlier run recorded is answered from the trace (matched by tool name and
-        arguments, or by LLM request, in order), and this call finds the stored approval (the
-        same question, asked as many times before in this task) instead of asking again.
-        Code outside tools and LLM calls does run again; after the approval, calls run for real.
+        arguments, or by LLM request, in order), a delegation to a child task that finished
+        returns the child's stored result, and this call finds the stored approval (the same
+        question, asked as many times before in this task) instead of asking again. Code
+        outside tools, LLM calls and delegations does run again; after the approval, calls
+        run for real (as do calls the earlier run did not record).
 
         Raises `ConfigError` when the swarm keeps no trace store (an approval must be stored),
         and `SchedulerClosed` once the attempt has ended.

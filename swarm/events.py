@@ -17,8 +17,9 @@ Kinds (`Event.kind`) and their `data`:
   "started_at"}; its attributes stay in the trace store
 - `delegated`: {"child_id", "text", "agent"} (the parent's event, just before the child's `queued`)
 - `handoff`: {"from", "to", "reason"}
-- `waiting`: {"approval_id", "question", "expires_at"}
-- `approved` / `denied`: {"approval_id", "by", "note"}
+- `waiting`: {"approval_id", "question", "expires_at", "details", "agent"}
+- `approved` / `denied`: {"approval_id", "by", "note", "status"} (`denied` also for an approval
+  that `expired`: then `status` says so)
 - `token`: {"text"}: a chunk of a streamed LLM answer, the backend's secrets scrubbed
 - `done`: {"status", "agent", "output", "error"}: the task's last event
 

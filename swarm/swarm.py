@@ -35,6 +35,8 @@ class Swarm:
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
 
     `stream(text)` yields one task's events as they happen; `events` is the bus they come from.
+    `approvals()` lists the questions agents put to people (`ctx.approve`), `approve(id)` answers
+    one; both need `db`.
     """
 
     def __init__(

@@ -347,7 +347,9 @@ class ApprovalsTable:
                 expires = a.get("expires_at")
                 when = f"asked {_when(a['created_at'])}"
                 if expires is not None:
-                    when += f", expires {_when(expires)}"
+                    # Past it, nobody runs the task now: it expires when it is resumed.
+                    ran_out = expires <= dt.datetime.now().timestamp()
+                    when += f", {'ran out' if ran_out else 'expires'} {_when(expires)}"
             else:
                 by = f" by {a['decided_by']}" if a.get("decided_by") else ""
                 note = f": {a['note']}" if a.get("note") else ""

@@ -154,10 +154,12 @@ def run(
 
     store_error: list[StoreError] = []
 
+    from swarm.cli.approvals import tell_waiting
+
     async def go() -> list[Any]:
         results: list[Any] = []
         try:
-            async with swarm:
+            async with swarm, tell_waiting(swarm, db):
                 handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
                 results = [await h for h in handles]
         except StoreError as exc:  # the tasks ran; their trace is incomplete: show both
@@ -275,6 +277,7 @@ def resume(
     import asyncio
 
     from swarm.agents import AgentRegistry
+    from swarm.cli.approvals import tell_waiting
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
     from swarm.trace import TraceStore
@@ -325,7 +328,7 @@ def resume(
             )
 
             async def go(swarm: Swarm = swarm, tasks: list[dict[str, Any]] = tasks) -> list[Any]:
-                async with swarm:
+                async with swarm, tell_waiting(swarm, db):
                     handles = []
                     for r in tasks:
                         task = Task(

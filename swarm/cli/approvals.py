@@ -5,15 +5,21 @@ runs the waiting task finds the decision within a poll.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import click
+from rich.console import Console
 from rich.text import Text
 
 from swarm.cli.common import DB_OPTION, make_console
+from swarm.models import short_id
 
-__all__ = ["approvals", "approve"]
+__all__ = ["approvals", "approve", "tell_waiting"]
 
 
 @click.command()
@@ -51,7 +57,7 @@ def approve(
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def approvals(show_all: bool, task_id: str | None, limit: int, db: str, as_json: bool) -> None:
-    """The approvals waiting for a person (--all: every one, newest last); answer one with
+    """The approvals waiting for a person (--all: every one, oldest first); answer one with
     `swarm approve ID [--deny]`."""
     from swarm.trace import TraceStore
     from swarm.views import ApprovalsTable
@@ -69,6 +75,34 @@ def approvals(show_all: bool, task_id: str | None, limit: int, db: str, as_json:
     out.print(ApprovalsTable(rows, title=title))
     if rows and not show_all:
         out.print(Text("answer with `swarm approve ID` or `swarm approve ID --deny`", "grey50"))
+
+
+@asynccontextmanager
+async def tell_waiting(swarm: Any, db: str | None = None) -> AsyncIterator[None]:
+    """While the block runs, say on stderr each time a task of `swarm` waits for a person, and
+    how to answer (`swarm run`, `swarm resume`): a terminal that waits silently looks hung."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    events = swarm.scheduler.events.subscribe()
+    where = f" --db {db}" if db else ""
+
+    async def watch() -> None:
+        async for event in events:
+            if event.kind == "waiting":
+                ref = short_id(event.data["approval_id"])
+                err.print(
+                    Text.assemble(
+                        ("waiting for a person: ", "bold yellow"),
+                        event.data["question"],
+                        (f"  (swarm approve {ref}{where} [--deny])", "grey50"),
+                    )
+                )
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield
+    finally:
+        events.close()
+        watcher.cancel()
 
 
 def _user() -> str | None:

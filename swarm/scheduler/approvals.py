@@ -64,6 +64,8 @@ class ApprovalStore(Protocol):
         self, *, task_id: str | None = None, run_id: str | None = None, kind: str | None = None
     ) -> list[dict[str, Any]]: ...
 
+    def children(self, task_id: str) -> list[dict[str, Any]]: ...
+
     async def flush(self) -> None: ...
 
 
@@ -134,9 +136,9 @@ class ApprovalDesk:
         approval_id = row["id"]
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[approval_id] = _Waiter(task, future)
-        self.events.emit(
+        self.events.emit_task(
             "waiting",
-            task.id,
+            task,
             {
                 "approval_id": approval_id,
                 "question": row["question"],
@@ -144,8 +146,6 @@ class ApprovalDesk:
                 "details": row["details"],
                 "agent": row["agent"],
             },
-            parent_id=task.parent,
-            run_id=task.run_id,
         )
         if not self._polling:
             self._polling = True
@@ -183,12 +183,14 @@ class ApprovalDesk:
         return row
 
     async def replay_for(self, task_id: str) -> ResumeReplay | None:
-        """For a resumed task that asked for approval: its recorded tool and LLM calls."""
+        """For a resumed task that asked for approval: its recorded tool and LLM calls, and the
+        child tasks it delegated to that finished."""
         asked = await asyncio.to_thread(self.store.approvals, task_id=task_id, limit=1)
         if not asked:
             return None
         spans = await asyncio.to_thread(self.store.spans, task_id=task_id)
-        replay = ResumeReplay(s for s in spans if s["kind"] in ("tool", "llm"))
+        children = await asyncio.to_thread(self.store.children, task_id)
+        replay = ResumeReplay((s for s in spans if s["kind"] in ("tool", "llm")), children)
         return replay if replay else None
 
     # ---- inside ---------------------------------------------------------------------------
@@ -211,17 +213,15 @@ class ApprovalDesk:
         if not any(w.task.id == task.id for w in self._waiters.values()):
             await asyncio.to_thread(self.store.task_resumed_from_approval, task.id)
         kind = "approved" if row["status"] == "approved" else "denied"
-        self.events.emit(
+        self.events.emit_task(
             kind,
-            task.id,
+            task,
             {
                 "approval_id": row["id"],
                 "by": row["decided_by"],
                 "note": row["note"],
                 "status": row["status"],
             },
-            parent_id=task.parent,
-            run_id=task.run_id,
         )
 
     async def _poll(self) -> None:

@@ -43,3 +43,19 @@ async def refunds(task, ctx):
     ):
         return {"approved": False}
     return {"approved": True, "refund": await ctx.tool(_refund, amount=amount)}
+
+
+@agent(examples=["check the card"])
+async def checker(task, ctx):
+    """Checks a card (a child task of `careful`)."""
+    _executed(f"check {task.payload.get('card')}")
+    return {"card": task.payload.get("card"), "status": "active"}
+
+
+@agent(examples=["careful refund"])
+async def careful(task, ctx):
+    """Asks the card desk first (a child task), then a person, then refunds."""
+    check = await ctx.delegate("check the card", agent="checker", payload={"card": "4821"})
+    if not await ctx.approve("refund to an active card?", details={"check": check.output}):
+        return {"approved": False}
+    return {"approved": True, "check": check.output, "refund": await ctx.tool(_refund, amount=5)}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from refund_agents import executions, refunds
+from refund_agents import careful, checker, executions, refunds
 
 from swarm import (
     AgentRegistry,
@@ -67,7 +67,7 @@ async def test_approved_task_goes_on_and_its_waiting_is_stored(db_url: str) -> N
     assert result.status is TaskStatus.DONE
     assert result.output == {"approved": True, "refund": {"refunded": 120.0}}
     assert executions == ["charge 120.0", "refund 120.0"]
-    kinds = [e.kind for e in events._buffer if e.kind in ("waiting", "approved", "denied")]
+    kinds = [e.kind async for e in events if e.kind in ("waiting", "approved", "denied")]
     assert kinds == ["waiting", "approved"]
     with TraceStore(db_url) as store:
         assert store.task(handle.id)["status"] == "done"
@@ -91,7 +91,13 @@ async def test_denied_task_gets_false_and_a_decision_is_final(db_url: str) -> No
 
 async def test_no_decision_in_time_expires(db_url: str) -> None:
     async with make_swarm(db_url) as swarm:
+        events = swarm.scheduler.events.subscribe()
         result = await swarm.run("refund", payload={"amount": 50, "approval_timeout": 0.2})
+        events.close()
+        told = [(e.kind, e.data) async for e in events if e.kind in ("waiting", "denied")]
+        assert [kind for kind, _ in told] == ["waiting", "denied"]
+        assert told[0][1]["expires_at"] is not None and told[0][1]["agent"] == "refunds"
+        assert told[1][1]["status"] == "expired" and told[1][1]["by"] is None
         assert result.output == {"approved": False}
         [row] = await swarm.approvals(status=None)
         assert row["status"] == "expired"
@@ -246,3 +252,76 @@ async def test_a_resumed_task_is_answered_its_recorded_llm_calls(db_url: str) ->
     assert result.output == ["draft one", "polished"]
     assert [r.messages[-1].content for r in second.requests] == ["polish: draft one"]
     assert task["id"] == handle.id
+
+
+@pytest.mark.parametrize("decision", ["approved", "denied", "expired"])
+async def test_a_decision_made_while_no_process_ran_the_task_is_found_on_resume(
+    db_url: str, decision: str
+) -> None:
+    payload: dict[str, Any] = {"amount": 30}
+    if decision == "expired":
+        payload["approval_timeout"] = 0.3
+    async with make_swarm(db_url) as swarm:
+        handle = await swarm.submit("refund", payload=payload)
+        [row] = await waiting_approval(swarm)
+    await handle
+    with TraceStore(db_url) as store:
+        if decision == "expired":
+            await asyncio.sleep(0.4)  # it runs out while nobody runs the task
+        else:
+            store.decide_approval(row["id"], decision == "approved", "ana")
+        [task] = store.unfinished_tasks()
+    async with make_swarm(db_url) as swarm:
+        result = await asyncio.wait_for(await swarm.scheduler.resume(_task_from_row(task)), 10)
+        assert await swarm.approvals() == []  # it never waited again
+    assert result.output["approved"] is (decision == "approved")
+    refunds_made = [e for e in executions if e.startswith("refund")]
+    assert executions[0] == "charge 30.0" and executions.count("charge 30.0") == 1
+    assert refunds_made == (["refund 30.0"] if decision == "approved" else [])
+    with TraceStore(db_url) as store:
+        assert store.approval(row["id"])["status"] == decision
+        assert store.task(task["id"])["status"] == "done"
+
+
+async def test_a_finished_child_task_is_not_run_again_on_resume(db_url: str) -> None:
+    def make() -> Swarm:
+        registry = AgentRegistry([careful, checker])
+        return Swarm(registry, router=FakeRouter({}, default="careful"), db=db_url)
+
+    async with make() as swarm:
+        handle = await swarm.submit("careful refund", agent="careful")
+        [row] = await waiting_approval(swarm)
+    await handle
+    assert executions == ["check 4821"]
+    with TraceStore(db_url) as store:
+        [task] = store.unfinished_tasks()  # the finished child is not
+        [child] = store.children(task["id"])
+    async with make() as swarm:
+        again = await swarm.scheduler.resume(_task_from_row(task))
+        await waiting_approval(swarm)
+        await swarm.approve(row["id"])
+        result = await again
+    assert result.output == {
+        "approved": True,
+        "check": {"card": "4821", "status": "active"},
+        "refund": {"refunded": 5.0},
+    }
+    assert executions == ["check 4821", "refund 5"]  # the check ran once in all
+    with TraceStore(db_url) as store:
+        assert [c["id"] for c in store.children(task["id"])] == [child["id"]]
+        delegations = store.spans(task_id=task["id"], kind="delegate")
+        assert [d["attributes"].get("replayed", False) for d in delegations] == [False, True]
+
+
+async def test_on_postgresql_too(pg_url: str) -> None:
+    """The same wait, decision by another store object (another process's view) and polling."""
+    async with make_swarm(pg_url) as swarm:
+        handle = await swarm.submit("refund", payload={"amount": 12})
+        [row] = await waiting_approval(swarm)
+        other = TraceStore(pg_url)
+        try:
+            await asyncio.to_thread(other.decide_approval, row["id"][-8:], True, "pg")
+        finally:
+            other.close()
+        result = await asyncio.wait_for(handle, timeout=5)
+    assert result.output == {"approved": True, "refund": {"refunded": 12.0}}

@@ -81,11 +81,18 @@ def _env(tmp_path: Path) -> dict[str, str]:
     )
 
 
-def _swarm(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [SWARM, *args], cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+def _swarm(tmp_path: Path, *args: str, stderr: str = "") -> subprocess.Popen[str]:
+    """`swarm ARGS` in its own session; stdout piped, stderr to the file `stderr` in `tmp_path`."""
+    with (tmp_path / (stderr or "stderr.log")).open("w") as err:
+        return subprocess.Popen(
+            [SWARM, *args], cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+            stderr=err, text=True, start_new_session=True,
+        )  # fmt: skip
+
+
+def _stderr_has(tmp_path: Path, text: str, name: str = "run.err") -> bool:
+    path = tmp_path / name
+    return path.exists() and text in path.read_text()
 
 
 def _query(db_file: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -103,7 +110,7 @@ def _until(what: str, check: Any, proc: subprocess.Popen[str], seconds: float = 
         if found:
             return found
         if proc.poll() is not None:
-            raise AssertionError(f"the process ended before {what}: {proc.communicate()}")
+            raise AssertionError(f"the process ended before {what} (exit {proc.returncode})")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -120,7 +127,7 @@ def test_a_waiting_task_survives_sigkill_and_resumes_without_redoing_its_steps(
     db_file = tmp_path / "t.db"
     db = f"sqlite:///{db_file}"
     run = _swarm(tmp_path, "run", "refund my order", "--agents", "refund_agents",
-                 "--router", "keyword", "--db", db)  # fmt: skip
+                 "--router", "keyword", "--db", db, stderr="run.err")  # fmt: skip
     resume: subprocess.Popen[str] | None = None
     try:
         [(approval_id,)] = _until(
@@ -128,12 +135,13 @@ def test_a_waiting_task_survives_sigkill_and_resumes_without_redoing_its_steps(
             lambda: _query(db_file, "select id from approvals where status = 'waiting'"),
             run,
         )
+        _until("the run to say so", lambda: _stderr_has(tmp_path, "waiting for a person"), run)
         os.killpg(run.pid, signal.SIGKILL)
-        run.communicate(timeout=30)
+        run.wait(timeout=30)
         assert _query(db_file, "select status from tasks") == [("waiting",)]
         assert _executions(tmp_path) == ["charge 120.0"]
 
-        resume = _swarm(tmp_path, "resume", "--db", db, "--json")
+        resume = _swarm(tmp_path, "resume", "--db", db, "--json", stderr="resume.err")
         # Back to waiting, after the tool before the approval was served from the trace.
         _until(
             "the resumed task to wait again",
@@ -158,13 +166,15 @@ def test_a_waiting_task_survives_sigkill_and_resumes_without_redoing_its_steps(
             env=_env(tmp_path), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert decided.returncode == 0, decided.stderr
-        out, err = resume.communicate(timeout=60)
-        assert resume.returncode == 0, err
+        out, _ = resume.communicate(timeout=60)
+        assert resume.returncode == 0, (tmp_path / "resume.err").read_text()
+        assert "refund 120.00 to card ending 4821?" in (tmp_path / "resume.err").read_text()
     finally:
         for proc in (run, resume):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate(timeout=30)
+            if proc is not None:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate(timeout=30)  # closes its pipe
     report = json.loads(out.strip().splitlines()[-1])
     [result] = report["runs"][0]["results"]
     assert result["status"] == "done"

@@ -664,7 +664,7 @@ class Disputes(DeskAgent):
         if amount >= self.approval_above_cents:
             question = (
                 f"refund {amount / 100:.2f} {tx['currency']} to card ending {tx['card']}? "
-                f"({ref}, {tx['counterparty']}, customer {task.payload.get('customer') or '-'})"
+                f"({ref}, {tx['counterparty']}, customer {tools.customer or '-'})"
             )
             approved = await ctx.approve(
                 question,
