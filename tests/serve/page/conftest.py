@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,12 @@ except ImportError:
     collect_ignore = ["test_page.py", "test_page_router.py", "test_page_token.py"]
 TIMEOUT_MS = 20_000
 """How long a page action or an `expect` waits: generous, the test machine may be busy."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,9 @@ examples. They keep their examples, so the page can show a decision's nearest on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,11 +16,13 @@ from swarm.testing import HashEncoder
 from .page_agents import AGENTS
 
 
-def centroid_router(version: str) -> Router:
+def centroid_router(version: str, agents: Iterable[Any] = AGENTS) -> Router:
+    """`agents`: anything with `name`, `description` and `examples` (classes or instances)."""
+    agents = list(agents)
     encoder = HashEncoder(64)
-    texts = [t for a in AGENTS for t in [*a.examples, a.description]]
-    labels = [a.name for a in AGENTS for _ in [*a.examples, a.description]]
-    names = [a.name for a in AGENTS]
+    texts = [t for a in agents for t in [*a.examples, a.description]]
+    labels = [a.name for a in agents for _ in [*a.examples, a.description]]
+    names = [a.name for a in agents]
     vectors = encoder.encode(texts)  # (n, 64)
     centroids = np.stack(
         [vectors[[i for i, label in enumerate(labels) if label == n]].mean(0) for n in names]
@@ -33,8 +37,9 @@ def centroid_router(version: str) -> Router:
     )
 
 
-def build_versions(models_dir: Path) -> list[str]:
+def build_versions(models_dir: Path, agents: Iterable[Any] = AGENTS) -> list[str]:
     """Save `v1-first` and `v2-second` (which serves) in `models_dir`; their names, oldest first."""
-    centroid_router("v1-first").save(models_dir, make_current=False)
-    centroid_router("v2-second").save(models_dir)
+    agents = list(agents)
+    centroid_router("v1-first", agents).save(models_dir, make_current=False)
+    centroid_router("v2-second", agents).save(models_dir)
     return ["v1-first", "v2-second"]
