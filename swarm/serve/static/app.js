@@ -845,7 +845,7 @@ async function useVersion(version, button) {
     await api(`/v1/router/versions/${encodeURIComponent(version)}/use`, { method: "POST" });
     say(`Router ${version} serves now.`, "ok");
     await loadRouter();
-    $("versions-heading").focus?.();
+    $("versions-serving").focus();  // its button is gone: say where things stand instead
   } catch (error) {
     say(`Could not switch to ${version}: ${error.message}`);
     button.disabled = false;
