@@ -481,7 +481,7 @@ function renderTask(task, tree, waiting, log) {
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))),
     waiting.length ? el("section", { class: "card", "aria-labelledby": "task-approvals-heading" },
       el("h3", { id: "task-approvals-heading" }, "Waiting for a person"),
-      el("ul", { class: "approval-list" }, waiting.map(approvalItem))) : null,
+      el("ul", { class: "approval-list" }, waiting.map((a) => approvalItem(a, "task")))) : null,
     resultSection(task),
     el("div", { class: "pair" }, decisionSection(task), feedbackSection(task)),
     treeSection(tree),
@@ -716,7 +716,15 @@ async function loadApprovals() {
   count.textContent = String(state.waiting.length);
   count.hidden = state.waiting.length === 0;
   count.setAttribute("aria-label", `${state.waiting.length} waiting`);
-  $("approval-list").replaceChildren(...state.waiting.map(approvalItem));
+  // Keep the items still waiting as they are (a note being typed stays); add the new ones.
+  const list = $("approval-list");
+  const ids = new Set(state.waiting.map((a) => a.id));
+  const shown = new Set();
+  for (const item of [...list.children]) {
+    if (ids.has(item.dataset.approvalId)) shown.add(item.dataset.approvalId);
+    else item.remove();
+  }
+  for (const approval of state.waiting) if (!shown.has(approval.id)) list.append(approvalItem(approval));
   $("approval-empty").hidden = state.waiting.length > 0;
   if (state.open && state.waiting.some((a) => state.open.tree.has(a.task_id))) scheduleRefresh();
   if (!$("view-approvals").hidden) loadDecided();
@@ -741,8 +749,9 @@ async function loadDecided() {
   $("decided-empty").hidden = decided.length > 0;
 }
 
-function approvalItem(approval) {
-  const noteId = `note-${approval.id}`;
+// `where` keeps ids unique: the same approval may show in the Approvals view and in its task's.
+function approvalItem(approval, where = "approvals") {
+  const noteId = `${where}-note-${approval.id}`;
   const note = el("input", { id: noteId, type: "text", autocomplete: "off" });
   const status = el("p", { role: "status", class: "approval-status" });
   const decide = async (approve, button) => {
@@ -764,7 +773,7 @@ function approvalItem(approval) {
   const details = approval.details && Object.keys(approval.details).length
     ? el("dl", { class: "facts" }, Object.entries(approval.details).map(([k, v]) => [el("dt", {}, k), el("dd", {}, json(v))]))
     : null;
-  const questionId = `question-${approval.id}`;
+  const questionId = `${where}-question-${approval.id}`;
   const item = el("li", { class: "card approval", "data-approval-id": approval.id },
     el("h3", { class: "question", id: questionId }, approval.question),
     el("p", { class: "muted" },
