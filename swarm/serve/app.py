@@ -217,13 +217,22 @@ def create_app(
         is the kind (`swarm.events`), `data:` the event as JSON, `id:` its sequence number. A
         finished task sends its stored `done` and the stream ends. The token may be given as
         `?access_token=` (browsers' EventSource cannot send headers)."""
-        store = await service.fresh_store()
-        row = await asyncio.to_thread(store.task, task_id)
-        sub = swarm.scheduler.events.subscribe(row["id"])
-        # Subscribed first, then read again: a `done` published before the subscription was
-        # written to the store before it too, so the flush below shows the task finished.
-        await store.flush()
-        row = await asyncio.to_thread(store.task, row["id"])
+        # Subscribed first, then read: a `done` published before the subscription was written
+        # to the store before it too, so the flushed row shows the task finished. A full id (what
+        # POST returned) needs one read; a part of one is resolved, then read again.
+        events = swarm.scheduler.events
+        sub = events.subscribe(task_id)
+        try:
+            store = await service.fresh_store()
+            row = await asyncio.to_thread(store.task, task_id)
+            if row["id"] != task_id:
+                sub.close()
+                sub = events.subscribe(row["id"])
+                await store.flush()
+                row = await asyncio.to_thread(store.task, row["id"])
+        except BaseException:
+            sub.close()
+            raise
         if TaskStatus(row["status"]).finished:
             sub.close()
             return EventSourceResponse(_sse([_stored_done(row)], None))

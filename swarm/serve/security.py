@@ -131,6 +131,7 @@ class BodyLimit:
                 await _error(send, 400, "Content-Length is not a number")
                 return
             if declared > self.max_body:
+                await _drain(receive, {"more_body": True}, min(declared, _DRAIN * self.max_body))
                 await _too_large(send, self.max_body)
                 return
             await self.app(scope, receive, send)
@@ -146,6 +147,7 @@ class BodyLimit:
                 break
             body += message.get("body", b"")
             if len(body) > self.max_body:
+                await _drain(receive, message, (_DRAIN - 1) * self.max_body)
                 await _too_large(send, self.max_body)
                 return
             if not message.get("more_body", False):
@@ -197,6 +199,21 @@ def _loopback_name(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+_DRAIN = 4
+"""A refused body is read (and dropped) up to this many times the limit, so that the client reads
+the 413: a server that closes a socket with unread data resets the connection. Beyond it, the
+connection closes unread."""
+
+
+async def _drain(receive: Receive, message: Message, budget: int) -> None:
+    """Read and drop up to `budget` more bytes of a refused body (see `_DRAIN`)."""
+    while message.get("more_body", False) and budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
 
 
 async def _too_large(send: Send, limit: int) -> None:

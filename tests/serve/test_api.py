@@ -115,12 +115,25 @@ def test_feedback_is_stored_and_feeds_the_metrics(client: httpx.Client) -> None:
 
     metrics = client.get("/v1/router/metrics").json()
     assert metrics["source"] == "feedback" and metrics["n"] == 2 and metrics["accuracy"] == 0.5
+    assert metrics["labelled"] == 2
     labels = metrics["labels"]
     assert set(labels) == {routed[good], routed[wrong], right_agent}
     matrix = metrics["confusion"]
     assert matrix[labels.index(routed[good])][labels.index(routed[good])] == 1
     assert matrix[labels.index(right_agent)][labels.index(routed[wrong])] == 1
     assert sum(map(sum, matrix)) == 2
+
+    # "bad" without the right agent: wrong, but nowhere to put it in the matrix.
+    third = client.post("/v1/tasks", json={"text": "tell me a joke about the sea"}).json()["id"]
+    wait_done(client, third)
+    assert client.post(f"/v1/tasks/{third}/feedback", json={"verdict": "bad"}).status_code == 201
+    before, metrics = metrics, client.get("/v1/router/metrics").json()
+    assert metrics["n"] == 3 and metrics["labelled"] == 2 and metrics["accuracy"] == 1 / 3
+    assert metrics["confusion"] == before["confusion"]
+    # The last verdict on a task counts: the good one turned bad.
+    client.post(f"/v1/tasks/{good}/feedback", json={"verdict": "bad"})
+    metrics = client.get("/v1/router/metrics").json()
+    assert metrics["n"] == 3 and metrics["accuracy"] == 0.0 and metrics["labelled"] == 1
 
 
 def test_agents_and_openapi(client: httpx.Client) -> None:
