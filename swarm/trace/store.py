@@ -1,5 +1,6 @@
 """The trace store: every task, routing decision and span, written by a batched writer thread so the
-event loop only appends to a buffer. SQLite (WAL) by default; any SQLAlchemy URL works.
+event loop only appends to a buffer. SQLite (WAL) by default; PostgreSQL (psycopg 3) as well; any
+SQLAlchemy URL works.
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ class TraceStore:
     Writes from async code are buffered and committed in batches by one thread; `await flush()`
     returns once everything written before it is committed. For a SQLite file that thread hands
     each batch to a small writer process (`writer="process"`, the default there), so SQLite runs
-    on another core than the event loop; elsewhere it writes itself (`writer="thread"`). Reads
-    are plain synchronous queries (call them through `asyncio.to_thread` from async code).
+    on another core than the event loop; elsewhere it writes itself (`writer="thread"`): on
+    PostgreSQL with COPY and grouped UPDATEs over a psycopg connection of its own
+    (`swarm.trace._postgres`), which it opens again when the server goes away, for up to
+    `retry_for` seconds before the flushes waiting on it raise `StoreError`. Reads are plain
+    synchronous queries (call them through `asyncio.to_thread` from async code).
 
     A value the database refuses (a lone surrogate, an int beyond 64 bits, a circular structure
     ...) never stops the writer: its row is stored in a safe form (`_rows.safe_op`) and the rest
@@ -88,16 +92,20 @@ class TraceStore:
         flush_interval: float = 0.02,
         max_batch: int = 4000,
         writer: Literal["auto", "process", "thread"] = "auto",
+        retry_for: float = 30.0,
     ) -> None:
         self.url = url
         self._flush_interval = flush_interval
         self._max_batch = max_batch
         self.engine = _make_engine(url)
+        # What messages and logs name: the URL without its password.
+        self.shown_url = self.engine.url.render_as_string(hide_password=True)
         self._sqlite_path = _sqlite_file(url)
         if writer == "process" and self._sqlite_path is None:
             raise ConfigError(f"writer='process' needs a SQLite file, not {url}")
         self._use_process = writer != "thread" and self._sqlite_path is not None
         self._process: subprocess.Popen[bytes] | None = None
+        self._postgres = _postgres_writer(self.engine, url, retry_for)
         self._seq = 0
         # One shared connection (in-memory SQLite) must not be used by two threads at once.
         self._lock = threading.RLock()
@@ -108,7 +116,11 @@ class TraceStore:
         self.write_errors = 0
         self.last_error: str | None = None
         self._broken: str | None = None  # the writer process died: nothing more is written
-        self._init_schema()
+        try:
+            self._init_schema()
+        except BaseException:
+            self.engine.dispose()  # no connection left open behind a store that never opened
+            raise
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -130,6 +142,8 @@ class TraceStore:
         if self._thread is not None:
             self._thread.join()
         self._write_pending()
+        if self._postgres is not None:
+            self._postgres.close()
         proc, self._process = self._process, None
         if proc is not None:
             assert proc.stdin is not None and proc.stdout is not None
@@ -146,7 +160,7 @@ class TraceStore:
         self.engine.dispose()
         if self.write_errors:
             raise StoreError(
-                f"trace store {self.url}: {self.write_errors} batch(es) of writes were not "
+                f"trace store {self.shown_url}: {self.write_errors} batch(es) of writes were not "
                 f"stored; the last: {self.last_error}"
             )
 
@@ -294,12 +308,14 @@ class TraceStore:
         if error is not None:
             self.write_errors += bool(rows)
             if error != self.last_error:  # once, not once a batch, while the writer is gone
-                log.error("trace store %s: %s", self.url, error)
+                log.error("trace store %s: %s", self.shown_url, error)
             self.last_error = error
         for waiter in barriers:
-            _release(waiter, error and f"trace store {self.url}: {error}")
+            _release(waiter, error and f"trace store {self.shown_url}: {error}")
 
     def _write_here(self, rows: list[tuple[Any, ...]]) -> _rows.Outcome:
+        if self._postgres is not None:  # a connection of its own: no lock to share
+            return self._postgres.write(rows)
         with self._lock:
             if self.engine.dialect.name == "sqlite":
                 # The DBAPI connection itself: SQLAlchemy's per-row processing would cost as
@@ -486,8 +502,12 @@ class TraceStore:
     # ---- reads ---------------------------------------------------------------------------
 
     def _rows(self, stmt: Any) -> list[dict[str, Any]]:
-        with self._lock, self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
+        try:
+            with self._lock, self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(stmt)]
+        except OperationalError as exc:  # the server is gone, the file locked past the timeout
+            detail = " ".join(str(exc.orig or exc).split())[:300]
+            raise StoreError(f"trace store {self.shown_url}: cannot read: {detail}") from exc
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         counts = (
@@ -572,10 +592,10 @@ class TraceStore:
                     n = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
                 shown = [f"{r['id']} ({_gist(r)})" for r in found[:5]]
                 raise TaskNotFound(
-                    f"{ref!r} matches {n} {what}s in {self.url}: {', '.join(shown)}"
+                    f"{ref!r} matches {n} {what}s in {self.shown_url}: {', '.join(shown)}"
                     f"{', ...' if (n or 0) > 5 else ''}; give more of the id"
                 )
-        raise TaskNotFound(f"no {what} with id {ref!r} in {self.url}")
+        raise TaskNotFound(f"no {what} with id {ref!r} in {self.shown_url}")
 
     def children(self, task_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -653,8 +673,9 @@ class TraceStore:
                 found = _stored_version(conn)
                 if found is not None and int(found) > SCHEMA_VERSION:
                     raise StoreError(
-                        f"trace store {self.url} has schema version {found}; this swarm knows "
-                        f"versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db elsewhere."
+                        f"trace store {self.shown_url} has schema version {found}; this swarm "
+                        f"knows versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db "
+                        "elsewhere."
                     )
                 Base.metadata.create_all(conn)
                 # A store made before decisions named their rule gets the nullable column.
@@ -679,7 +700,7 @@ class TraceStore:
                     .values(value=str(SCHEMA_VERSION))
                 )
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open trace store {self.url}: {exc}") from exc
+            raise StoreError(f"cannot open trace store {self.shown_url}: {exc}") from exc
 
     @property
     def schema_version(self) -> int:
@@ -773,6 +794,18 @@ def _release(waiter: Any, error: str | None) -> None:
         pass
 
 
+def _postgres_writer(engine: Engine, url: str, retry_for: float) -> Any:
+    """The PostgreSQL writer for a PostgreSQL engine when psycopg 3 is installed, else None (the
+    writes go through SQLAlchemy Core)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    try:
+        from swarm.trace._postgres import PostgresWriter
+    except ImportError:  # no psycopg 3 (the `postgres` extra): another driver, through Core
+        return None
+    return PostgresWriter(url, retry_for=retry_for)
+
+
 def _sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL; None for memory databases and other backends."""
     try:
@@ -793,7 +826,8 @@ def _make_engine(url: str) -> Engine:
     except Exception as exc:
         raise ConfigError(f"not a database URL: {url!r} ({exc})") from exc
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # JSON as the writer encodes it for SQLite (orjson; values made safe pass as they are).
+        return create_engine(url, pool_pre_ping=True, json_serializer=_rows.json_text)
     database = parsed.database or ""
     if database in ("", ":memory:"):
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})

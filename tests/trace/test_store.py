@@ -1,14 +1,17 @@
-"""The trace store on a real SQLite file: what a run writes, the schema version, WAL, the tree of a
-task, feedback, and that the batched writer loses nothing on close.
+"""The trace store on a real SQLite file and on PostgreSQL (`db_url`): what a run writes, the schema
+version, WAL, the tree of a task, feedback, and that the batched writer loses nothing on close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import inspect
 
 from swarm import (
     ConfigError,
@@ -20,7 +23,7 @@ from swarm import (
     TraceStore,
     agent,
 )
-from swarm.models import Task
+from swarm.models import Result, Task
 from swarm.testing import FakeRouter
 from swarm.trace import SCHEMA_VERSION
 
@@ -91,6 +94,8 @@ async def test_failures_are_recorded_with_their_error(db_url: str) -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    # SQLite only, as the other tests here on a tmp_path file: WAL, the in-memory store and the
+    # writer process are SQLite's; everything else runs on both databases (`db_url`).
     path = tmp_path / "t.db"
     TraceStore(f"sqlite:///{path}").close()
     conn = sqlite3.connect(path)
@@ -100,42 +105,34 @@ def test_sqlite_runs_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "t.db"
-    TraceStore(f"sqlite:///{path}").close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE swarm_meta SET value='99' WHERE key='schema_version'")
-    conn.commit()
-    conn.close()
+def test_a_newer_schema_is_refused_and_left_alone(db_url: str, sql: Callable[..., Any]) -> None:
+    TraceStore(db_url).close()
+    sql("UPDATE swarm_meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="schema version 99; this swarm knows versions up to"):
-        TraceStore(f"sqlite:///{path}")
-    conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM swarm_meta").fetchone() == ("99",)
-    conn.close()
+        TraceStore(db_url)
+    assert sql("SELECT value FROM swarm_meta") == [("99",)]
 
 
-def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
-    path = tmp_path / "t.db"
-    with TraceStore(f"sqlite:///{path}") as store:
+def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(
+    db_url: str, sql: Callable[..., Any]
+) -> None:
+    with TraceStore(db_url) as store:
         run_id = store.start_run(kind="run")
         task = Task(text="keep me", run_id=run_id)
         store.task_queued(task)
-    conn = sqlite3.connect(path)  # make it what version 1 wrote: no leases, no new tables
-    conn.executescript(
-        "DROP INDEX ix_tasks_lease; ALTER TABLE tasks DROP COLUMN lease_owner;"
-        "ALTER TABLE tasks DROP COLUMN lease_expires_at; DROP TABLE workers; DROP TABLE approvals;"
-        "UPDATE swarm_meta SET value='1' WHERE key='schema_version';"
+    sql(  # make it what version 1 wrote: no leases, no new tables
+        "DROP INDEX ix_tasks_lease",
+        "ALTER TABLE tasks DROP COLUMN lease_owner",
+        "ALTER TABLE tasks DROP COLUMN lease_expires_at",
+        "DROP TABLE workers",
+        "DROP TABLE approvals",
+        "UPDATE swarm_meta SET value='1' WHERE key='schema_version'",
     )
-    conn.close()
-    with TraceStore(f"sqlite:///{path}") as store:
+    with TraceStore(db_url) as store:
         assert store.schema_version == SCHEMA_VERSION == 2
         assert store.task(task.id)["text"] == "keep me"
         assert store.task(task.id)["lease_owner"] is None
-    conn = sqlite3.connect(path)
-    assert {"workers", "approvals"} <= {
-        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-    }
-    conn.close()
+        assert {"workers", "approvals"} <= set(inspect(store.engine).get_table_names())
 
 
 def test_bad_url_is_a_config_error() -> None:
@@ -233,10 +230,16 @@ def test_writer_columns_match_the_schema() -> None:
     )
 
 
-@pytest.mark.parametrize("writer", ["thread", "process"])
-async def test_both_writers_record_the_same_run(tmp_path: Path, writer: str) -> None:
-    url = f"sqlite:///{tmp_path / writer}.db"
-    store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
+@pytest.mark.parametrize("writer", ["thread", "process", "postgres"])
+async def test_every_writer_records_the_same_run(
+    tmp_path: Path, writer: str, request: pytest.FixtureRequest
+) -> None:
+    if writer == "postgres":
+        url = request.getfixturevalue("pg_url")
+        store = TraceStore(url)
+    else:
+        url = f"sqlite:///{tmp_path / writer}.db"
+        store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
     async with Swarm([cards, disputes], router=ROUTER, db=store) as s:
         r = await s.run("card dispute please", payload={"card": "1234"})
     store.close()
@@ -288,3 +291,37 @@ def test_the_writer_process_outlives_a_killed_parent(tmp_path: Path) -> None:
     assert proc.returncode == -9
     with TraceStore(f"sqlite:///{db}") as reader:
         assert reader.count("tasks") >= 500
+
+
+def test_transitions_in_later_batches_update_their_rows(store: TraceStore) -> None:
+    """Started, finished and requeued in batches after the insert: grouped UPDATEs (on
+    PostgreSQL one `UPDATE ... FROM (VALUES ...)` per group), each row its own values."""
+    run_id = store.start_run()
+    tasks = [Task(text=f"t{i}", run_id=run_id, deadline=float(i)) for i in range(30)]
+    for t in tasks:
+        store.task_queued(t)
+    store.flush_sync()
+    for i, t in enumerate(tasks[:20]):
+        store.task_started(t.id, f"agent{i}", i + 1)
+    store.flush_sync()
+    for i, t in enumerate(tasks[:10]):
+        store.task_finished(
+            Result(task_id=t.id, status=TaskStatus.DONE, agent=f"agent{i}", attempts=i + 1,
+                   output={"n": i}, hops=[f"agent{i}"])
+        )  # fmt: skip
+    store.task_queued(tasks[19], resumed=True)
+    store.finish_run(run_id)
+    store.flush_sync()
+    rows = {r["id"]: r for r in store.tasks(run_id=run_id, limit=None)}
+    for i, t in enumerate(tasks):
+        row = rows[t.id]
+        assert row["deadline"] == float(i)
+        if i < 10:
+            assert (row["status"], row["agent"], row["output"]) == ("done", f"agent{i}", {"n": i})
+            assert row["hops"] == [f"agent{i}"] and row["finished_at"] >= row["started_at"]
+        elif i < 19:
+            assert (row["status"], row["agent"], row["attempts"]) == ("running", f"agent{i}", i + 1)
+        else:
+            assert (row["status"], row["started_at"]) == ("queued", None)
+    run = store.run(run_id)
+    assert run is not None and run["finished_at"] is not None
