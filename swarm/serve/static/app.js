@@ -121,11 +121,9 @@ async function api(path, { method = "GET", body } = {}) {
   }
 }
 
+// The API answers errors as {"detail": "what was wrong, in words", "errors": [...]}.
 function errorText(response, data) {
-  const detail = data && typeof data === "object" ? data.detail ?? data.error : data;
-  if (Array.isArray(detail)) {  // FastAPI's validation errors
-    return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  }
+  const detail = data && typeof data === "object" ? data.detail : data;
   return `${response.status} ${response.statusText}${detail ? `: ${json(detail)}` : ""}`;
 }
 
@@ -161,10 +159,9 @@ async function checkAuth() {
   try {
     auth = await api("/v1/auth");
   } catch {
-    return;  // a server without the endpoint: a 401 later still asks
+    return;  // not answered: a 401 later still asks for the token
   }
-  const required = auth && (auth.token_required ?? auth.required);
-  if (required && !state.token) await askToken();
+  if (auth && auth.required && !state.token) await askToken();
 }
 
 // ---- the event stream ------------------------------------------------------------------------
@@ -517,7 +514,7 @@ function decisionSection(task) {
     ["Router", d.router_version || "—"],
   ].filter(Boolean);
   section.append(el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
-  const candidates = (d.candidates || []).map((c) => (Array.isArray(c) ? c : [c.agent, c.p ?? c.probability]));
+  const candidates = d.candidates || [];  // [[agent, probability], ...]
   if (candidates.length) {
     section.append(el("h4", { id: "candidates-heading" }, "Candidates"),
       el("ul", { class: "bars", "aria-labelledby": "candidates-heading" }, candidates.map(([agent, p]) => {
@@ -562,8 +559,8 @@ function feedbackSection(task) {
     button.disabled = true;
     try {
       const stored = await api(`/v1/tasks/${encodeURIComponent(task.id)}/feedback`, { method: "POST", body });
-      const kind = (stored && (stored.kind || stored.verdict)) || body.verdict;
-      const agent = (stored && stored.agent) || body.agent;
+      const kind = stored.kind;  // good, bad or correction: what the store made of it
+      const agent = stored.agent;
       tell(`Stored: ${kind}${agent ? ` → ${agent}` : ""}. Thank you.`, "ok");
     } catch (error) {
       tell(`Not stored: ${error.message}`, "error");
