@@ -367,8 +367,10 @@ LAZY = {
     "mcp": "swarm.cli.mcp:mcp",
     "replay": "swarm.cli.scenarios:replay",
     "router": "swarm.cli.router:router",
+    "submit": "swarm.cli.worker:submit",
     "test": "swarm.cli.scenarios:test",
     "usage": "swarm.cli.usage:usage",
+    "worker": "swarm.cli.worker:worker",
 }
 """The commands of other modules: name -> `module:attribute` of the click command."""
 

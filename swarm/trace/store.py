@@ -580,8 +580,13 @@ class TraceStore:
         status: str | Iterable[str] | None = None,
         roots_only: bool = False,
         limit: int | None = 50,
+        ids: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
+        """Task rows, latest first: of a run, in a status (or any of several), top-level only,
+        or exactly those `ids` (full ids)."""
         stmt = select(_TASKS).order_by(_TASKS.c.created_at.desc(), _TASKS.c.id.desc())
+        if ids is not None:
+            stmt = stmt.where(_TASKS.c.id.in_(list(ids)))
         if run_id is not None:
             stmt = stmt.where(_TASKS.c.run_id == run_id)
         if isinstance(status, str):
