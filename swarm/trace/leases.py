@@ -38,6 +38,7 @@ __all__ = [
     "holders",
     "lost",
     "new_worker",
+    "resumable",
     "take",
     "worker_alive",
 ]
@@ -214,3 +215,44 @@ def worker_alive(worker: dict[str, Any] | None) -> bool:
         return False
     started = (worker.get("meta") or {}).get("started")
     return owner_alive({"host": worker["host"], "pid": worker["pid"], "started": started})
+
+
+def resumable(
+    rows: Iterable[dict[str, Any]],
+    workers: dict[str, dict[str, Any]],
+    *,
+    force: bool = False,
+    now: float | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Which unfinished task rows `swarm resume` may take: (taken, left, queued).
+
+    A row leased to a worker that is alive (`worker_alive`: exact on this host) and whose lease
+    has not expired is `left`: per lease owner, {"worker", "host", "pid", "lease_left_s",
+    "tasks": [ids], "runs": [run ids]}; `force` takes it anyway. A row in the queue (unleased,
+    of no run) waits for a worker: `queued`. Rows without a lease from before leases are
+    judged by their run's owner, by the caller.
+    """
+    now = time.time() if now is None else now
+    taken: list[dict[str, Any]] = []
+    left: dict[str, dict[str, Any]] = {}
+    queued: list[dict[str, Any]] = []
+    for row in rows:
+        owner = row.get("lease_owner")
+        if owner is None:
+            (queued if row.get("run_id") is None else taken).append(row)
+            continue
+        worker = workers.get(owner)
+        expires = row.get("lease_expires_at") or 0.0
+        if force or expires <= now or not worker_alive(worker):
+            taken.append(row)
+            continue
+        held = left.setdefault(
+            owner,
+            {"worker": owner, "host": (worker or {}).get("host"), "pid": (worker or {}).get("pid"),
+             "lease_left_s": 0.0, "tasks": [], "runs": []},
+        )  # fmt: skip
+        held["lease_left_s"] = round(max(held["lease_left_s"], expires - now), 1)
+        held["tasks"].append(row["id"])
+        if row.get("run_id") and row["run_id"] not in held["runs"]:
+            held["runs"].append(row["run_id"])
+    return taken, left, queued
