@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from swarm.agents import AgentRegistry
+from swarm.agents import Agent, AgentRegistry
 from swarm.errors import ConfigError, StoreError
 from swarm.models import Task
 from swarm.paths import DEFAULT_MODELS_DIR
@@ -29,8 +30,8 @@ log = logging.getLogger("swarm.worker")
 class Worker:
     """Claims tasks from the queue of the store at `db` and runs them on `agents`.
 
-    - `agents`: an `AgentRegistry` or a module path (recorded, so `swarm resume` can reload it;
-      with a registry, `agents_spec` names its module).
+    - `agents`: agents, an `AgentRegistry`, or a module path (recorded, so `swarm resume` can
+      reload it; otherwise `agents_spec` may name their module), as for `Swarm`.
     - `router`: a `RouterLike`; default: the serving trained router for these agents.
     - `db`: a SQLAlchemy URL (PostgreSQL for workers on several machines) or an open `TraceStore`
       (then its `lease` and `heartbeat` apply, and the caller closes it).
@@ -48,7 +49,7 @@ class Worker:
 
     def __init__(
         self,
-        agents: AgentRegistry | str,
+        agents: Iterable[Agent | type[Agent]] | AgentRegistry | str,
         *,
         db: str | TraceStore,
         router: RouterLike | None = None,
@@ -64,12 +65,14 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"a worker runs at least one task at a time, not {concurrency}")
-        if isinstance(agents, str):
+        self.agents_spec = agents if isinstance(agents, str) else agents_spec
+        if isinstance(agents, AgentRegistry):
+            self.registry = agents
+        elif isinstance(agents, str):
             self.registry = AgentRegistry()
             self.registry.load_module(agents)
-            self.agents_spec: str | None = agents
         else:
-            self.registry, self.agents_spec = agents, agents_spec
+            self.registry = AgentRegistry(agents)
         if not len(self.registry):
             raise ConfigError("a worker needs at least one agent")
         self.router = router
