@@ -10,6 +10,7 @@ Tasks get into the queue from any process: `TraceStore.enqueue` (Python), `swarm
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -211,9 +212,9 @@ class Worker:
         handle = await self.scheduler.resume(task)  # its row exists: back to queued, leased here
         self.held[task.id] = handle
         self.claimed += 1
-        handle.add_done_callback(lambda _result, tid=task.id: self._done(tid))
+        handle.add_done_callback(functools.partial(self._done, task.id))
 
-    def _done(self, task_id: str) -> None:
+    def _done(self, task_id: str, _result: object = None) -> None:
         self.held.pop(task_id, None)
         free = self.concurrency - len(self.held)
         if free >= max(1, self.concurrency // 4) or not self.held or self._stopping.is_set():

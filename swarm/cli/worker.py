@@ -43,7 +43,9 @@ _FINISHED = ("done", "failed", "rejected", "cancelled")
     help="Seconds a lease lasts without a heartbeat: how soon others take a dead worker's tasks.",
 )
 @click.option("--heartbeat", default=None, type=float, help="Seconds between renewals [lease/3].")
-@click.option("--poll", default=0.5, show_default=True, help="Seconds between looks at an empty queue.")
+@click.option(
+    "--poll", default=0.5, show_default=True, help="Seconds between looks at an empty queue."
+)
 @click.option(
     "--idle-exit", default=None, type=float, help="Exit after this many seconds with nothing to do."
 )
@@ -171,8 +173,7 @@ def submit(
         for row in rows:
             shown = row["output"] if row["status"] == "done" else row["error"]
             out.print(
-                f"{row['id']}  {row['status']:<9} {row['agent'] or '-':<14} "
-                f"{escape(_short(shown))}"
+                f"{row['id']}  {row['status']:<9} {row['agent'] or '-':<14} {escape(_short(shown))}"
             )
     if timed_out:
         sys.exit(3)

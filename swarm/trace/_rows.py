@@ -181,7 +181,9 @@ class Batch:
                 _execute_chunked(cursor, head, len(columns), _encoded(columns, rows))
         if self.workers:
             head = f"INSERT INTO workers ({', '.join(WORKER_COLUMNS)}) VALUES "
-            _execute_chunked(cursor, head, len(WORKER_COLUMNS), _encoded(WORKER_COLUMNS, self.workers))
+            _execute_chunked(
+                cursor, head, len(WORKER_COLUMNS), _encoded(WORKER_COLUMNS, self.workers)
+            )
         for (columns, guarded), rows in self.update_groups().items():
             sets = ", ".join(f"{c} = v.{c}" for c in columns)
             names = (*columns, "lease_guard", "id") if guarded else (*columns, "id")

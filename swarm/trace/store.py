@@ -213,7 +213,11 @@ class TraceStore:
         self._push(("run_done", run_id, time.time()))
 
     def hold_leases(
-        self, *, kind: str = "process", agents: str | None = None, meta: dict[str, Any] | None = None
+        self,
+        *,
+        kind: str = "process",
+        agents: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> str:
         """Register this process as a lease owner (a `workers` row: `kind` is worker, run,
         resume ..., `agents` the module it serves); its id. Once: later calls return that id."""

@@ -115,8 +115,8 @@ def test_a_dead_owners_unfinished_children_are_superseded_when_its_task_is_taken
     with TraceStore(any_url) as store:
         past = time.time() - 1
         rows = [
-            {"id": "parent-1", "parent_id": None, "text": "p", "status": "running", "created_at": past,
-             "lease_owner": "worker-dead", "lease_expires_at": past},
+            {"id": "parent-1", "parent_id": None, "text": "p", "status": "running",
+             "created_at": past, "lease_owner": "worker-dead", "lease_expires_at": past},
             {"id": "child-1", "parent_id": "parent-1", "text": "c", "status": "running",
              "created_at": past, "lease_owner": "worker-dead", "lease_expires_at": past},
         ]  # fmt: skip
