@@ -157,13 +157,14 @@ class Batch:
                 groups.setdefault((tuple(values), True), []).append(row)
         return groups
 
-    def refused(self, ids: list[str]) -> None:
-        """Guarded updates of `ids` found another lease owner: note them (nothing is written)."""
-        if ids:
+    def refused(self, n: int, ids: list[str]) -> None:
+        """`n` guarded updates found the lease gone (`ids`: those another owner holds now):
+        note them; they were not written."""
+        if n:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             self.notes.append(
-                f"{len(ids)} task update(s) not written: another worker holds the lease now "
-                f"({shown})"
+                f"{n} task update(s) not written: this process no longer holds their lease "
+                f"(held by another worker now: {shown or 'none'})"
             )
 
     def write_sqlite(self, conn: sqlite3.Connection) -> None:
@@ -192,9 +193,16 @@ class Batch:
             if not guarded:
                 _execute_chunked(cursor, head, len(names), _encoded(names, rows), tail)
                 continue
-            tail += " AND tasks.lease_owner IS v.lease_guard RETURNING tasks.id"
+            tail += " AND tasks.lease_owner = v.lease_guard"
             written = _execute_chunked(cursor, head, len(names), _encoded(names, rows), tail)
-            self.refused([r[-1] for r in rows if r[-1] not in written])
+            if written < len(rows):  # rare: some lease was taken; name who holds them now
+                ids = [r[-1] for r in rows]
+                held = cursor.execute(
+                    f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(ids))}) "
+                    "AND lease_owner IS NOT NULL AND lease_owner != ?",
+                    [*ids, rows[0][-2]],
+                ).fetchall()
+                self.refused(len(rows) - written, [h[0] for h in held])
         if self.run_done:
             cursor.executemany(
                 "UPDATE runs SET finished_at = ? WHERE id = ?", [(at, i) for i, at in self.run_done]
@@ -215,18 +223,17 @@ WORKER_STOP = "UPDATE workers SET stopped_at = ? WHERE id = ?"
 
 def _execute_chunked(
     cursor: sqlite3.Cursor, head: str, width: int, rows: list[Any], tail: str = ""
-) -> set[Any]:
-    """Many rows per statement (executemany gives the GIL up and back once per row); the first
-    column of what the statements return (with a RETURNING `tail`)."""
+) -> int:
+    """Many rows per statement (executemany gives the GIL up and back once per row); the rows
+    the statements changed."""
     group = "(" + ",".join("?" * width) + ")"
     per = max(1, min(500, 30_000 // width))  # under SQLite's 32,766 bound variables
-    returned: set[Any] = set()
+    conn = cursor.connection
+    before = conn.total_changes  # `rowcount` is -1 for statements that begin with WITH
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         cursor.execute(head + ",".join([group] * len(chunk)) + tail, [v for r in chunk for v in r])
-        if "RETURNING" in tail:
-            returned.update(r[0] for r in cursor.fetchall())
-    return returned
+    return conn.total_changes - before
 
 
 def _encoded(columns: tuple[str, ...], rows: list[Any]) -> list[Any]:

@@ -775,7 +775,7 @@ def _write_core(conn: Any, batch: _rows.Batch) -> None:
                         .with_for_update()
                     ).scalars()
                 )
-            batch.refused([r[-1] for r in rows if r[-1] not in held])
+            batch.refused(len(rows) - len(held), [r[-1] for r in rows if r[-1] not in held])
             rows = [(*r[:-2], r[-1]) for r in rows if r[-1] in held]
             if not rows:
                 continue

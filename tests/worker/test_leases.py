@@ -83,7 +83,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_cannot_record(
         row = b.task(task_id)
         assert row["status"] == "queued" and row["output"] is None
         assert row["lease_owner"] == b.owner
-        assert "another worker holds the lease" in caplog.text and task_id in caplog.text
+        assert "no longer holds their lease" in caplog.text and task_id in caplog.text
         # The new owner's result is recorded, and its lease released.
         b.task_started(task_id, "invoices", 1)
         b.task_finished(Result(task_id=task_id, status=TaskStatus.DONE, output="b"))
