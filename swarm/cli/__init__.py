@@ -409,6 +409,7 @@ LAZY = {
     "test": "swarm.cli.scenarios:test",
     "usage": "swarm.cli.usage:usage",
     "worker": "swarm.cli.worker:worker",
+    "workers": "swarm.cli.worker:workers",
 }
 """The commands of other modules: name -> `module:attribute` of the click command."""
 

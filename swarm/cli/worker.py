@@ -1,5 +1,5 @@
-"""`swarm worker` (claim and run queued tasks under a lease, beside other workers on one store) and
-`swarm submit` (put tasks in that queue from any process).
+"""`swarm worker` (claim and run queued tasks under a lease, beside other workers on one store),
+`swarm submit` (put tasks in that queue from any process) and `swarm workers` (who holds leases).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from swarm.cli.common import (
     registry_for,
 )
 
-__all__ = ["submit", "worker"]
+__all__ = ["submit", "worker", "workers"]
 
 _FINISHED = ("done", "failed", "rejected", "cancelled")
 
@@ -199,3 +199,39 @@ def _wait(store: Any, ids: list[str], timeout: float | None) -> tuple[list[dict[
 def _short(value: Any, width: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.command("workers")
+@DB_OPTION
+@click.option("--all", "show_all", is_flag=True, help="Stopped workers too.")
+@click.option("--json", "as_json", is_flag=True)
+def workers(db: str, show_all: bool, as_json: bool) -> None:
+    """The processes that hold leases on the store's tasks: workers, runs, resumes."""
+    from rich.table import Table
+
+    from swarm.trace import TraceStore
+
+    with TraceStore(db) as store:
+        rows = [w for w in store.workers() if show_all or w["stopped_at"] is None]
+        held: dict[str, int] = {}
+        for task in store.tasks(status=("queued", "running"), limit=None):
+            if task["lease_owner"]:
+                held[task["lease_owner"]] = held.get(task["lease_owner"], 0) + 1
+    now = time.time()
+    for w in rows:
+        w["leases"] = held.get(w["id"], 0)
+        w["heartbeat_age_s"] = round(now - w["heartbeat_at"], 1)
+    if as_json:
+        click.echo(json.dumps({"workers": rows}, default=str))
+        return
+    table = Table(caption="beat: seconds since its last heartbeat")
+    table.add_column("worker", no_wrap=True)  # ids are never cut
+    for name in ("kind", "host", "pid", "agents", "leases", "beat", "state"):
+        table.add_column(name, overflow="fold")
+    for w in rows:
+        state = "stopped" if w["stopped_at"] is not None else "running"
+        table.add_row(
+            w["id"], w["kind"], w["host"], str(w["pid"]), w["agents"] or "-", str(w["leases"]),
+            f"{w['heartbeat_age_s']:g}s", state,
+        )  # fmt: skip
+    make_console().print(table)

@@ -160,7 +160,7 @@ def test_a_killed_workers_tasks_are_taken_over_none_lost_none_twice(
 def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
     any_url: str, tmp_path: Path
 ) -> None:
-    worker = _worker(tmp_path, any_url, work_s=3.0, concurrency=2)
+    worker = _worker(tmp_path, any_url, work_s=120.0, concurrency=2)
     try:
         waited = _swarm(
             tmp_path, "submit", "--db", any_url, "--agent", "words", "one two three", "--wait",
@@ -170,9 +170,8 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         [row] = json.loads(waited.stdout.strip().splitlines()[-1])["tasks"]
         assert row["status"] == "done" and row["output"] == 3 and row["agent"] == "words"
 
-        slow = _swarm(tmp_path, "submit", "--db", any_url, "send invoice 1", "send invoice 2")
-        assert slow.returncode == 0, slow.stderr
         with TraceStore(any_url) as store:
+            store.enqueue_many(["send invoice 1", "send invoice 2"])
             _until(lambda: len(store.tasks(status="running", limit=None)) == 2, 60, "both to run")
         resumed = _swarm(tmp_path, "resume", "--db", any_url, "--json")
         assert resumed.returncode == 0, resumed.stderr
@@ -182,6 +181,20 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert held["pid"] == worker.pid and len(held["tasks"]) == 2
         assert 0 < held["lease_left_s"] <= LEASE_S
         assert f"pid {worker.pid}" in resumed.stderr and "--force" in resumed.stderr
+        listed = _swarm(tmp_path, "workers", "--db", any_url, "--json")
+        assert listed.returncode == 0, listed.stderr
+        [row] = json.loads(listed.stdout)["workers"]
+        assert row["id"] == held["worker"] and row["pid"] == worker.pid and row["leases"] == 2
+        assert row["heartbeat_age_s"] < LEASE_S
+        # Stopping twice cancels what the worker runs, without waiting for it.
+        os.killpg(worker.pid, signal.SIGTERM)
+        time.sleep(1.0)
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+        with TraceStore(any_url) as store:
+            rows = store.tasks(limit=None)
+            assert sorted(r["status"] for r in rows) == ["cancelled", "cancelled", "done"]
+            assert all(r["lease_owner"] is None for r in rows)
     finally:
         _stop([worker])
-    assert len(_executions(tmp_path)) == 2  # the worker ran them, once each
+    assert _executions(tmp_path) == []  # neither resume nor anyone else ran them
