@@ -184,7 +184,8 @@ class Worker:
                     rows = []
                 got = len(rows)
                 for row in rows:
-                    await self._run(row)
+                    if row["id"] not in self.held:
+                        await self._run(row)
             if self.held or got:
                 idle_since = time.monotonic()
             elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:

@@ -99,7 +99,7 @@ def claim(
         t.status.in_(_UNFINISHED),
         t.parent_id.is_(None),
         or_(and_(t.status == TaskStatus.QUEUED.value, t.lease_owner.is_(None)),
-            t.lease_expires_at < now),
+            and_(t.lease_expires_at < now, t.lease_owner != owner)),  # its own: it runs them
     )  # fmt: skip
     if agents is not None:
         where = and_(where, or_(t.forced_agent.is_(None), t.forced_agent.in_(list(agents))))

@@ -179,3 +179,17 @@ def test_a_bad_lease_configuration_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="heartbeat"):
         TraceStore("sqlite://", lease=1.0, heartbeat=2.0)
+
+
+def test_an_owner_never_claims_its_own_expired_lease(any_url: str) -> None:
+    with TraceStore(any_url) as a, TraceStore(any_url) as b:
+        a.enqueue("late heartbeat")
+        [row] = a.claim(1)
+        with a.engine.begin() as conn:  # its heartbeat is late: the lease lapsed
+            conn.execute(
+                TaskRow.__table__.update()
+                .where(TaskRow.__table__.c.id == row["id"])
+                .values(lease_expires_at=time.time() - 1)
+            )
+        assert a.claim(5) == []  # it runs that task already
+        assert _ids(b.claim(5)) == [row["id"]]  # another worker may take it
