@@ -56,6 +56,21 @@ def _major(folder: str) -> int:
         return 0
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, killed but not reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,10 +141,18 @@ class TemporaryPostgres:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def kill(self) -> None:
-        """SIGKILL the postmaster, as a crash would (for tests of a database that goes away)."""
+        """SIGKILL the postmaster, as a crash would (for tests of a database that goes away);
+        returns once it is gone, so that `start()` brings the server back on the same port."""
         pid_file = self.data / "postmaster.pid"
         if pid_file.exists():
-            os.kill(int(pid_file.read_text().split()[0]), 9)
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 9)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # Not reaped yet (its parent is init): its lock files would keep a new server out.
+            pid_file.unlink(missing_ok=True)
+            (self.folder / f".s.PGSQL.{self.port}.lock").unlink(missing_ok=True)
         self.started = False
 
     # ---- databases -----------------------------------------------------------------------

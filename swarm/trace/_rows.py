@@ -296,6 +296,14 @@ def dumps(value: Any) -> str:
         return json.dumps(safe_json(value), ensure_ascii=False, allow_nan=False)
 
 
+def json_text(value: Any) -> str:
+    """`dumps`, and a value already encoded by `safe_op` as its text: the JSON serializer of the
+    store's SQLAlchemy engines other than SQLite."""
+    if type(value) is tuple and len(value) == 2 and value[0] == _JSON:
+        return str(value[1])
+    return dumps(value)
+
+
 def _default(obj: Any) -> str:
     return safe_text(_repr(obj))
 
@@ -378,11 +386,14 @@ def _key(k: Any, nul: bool) -> str:
     return safe_text(_repr(k), escape_nul=nul)
 
 
-def safe_op(op: tuple[Any, ...], *, escape_nul: bool = False) -> tuple[Any, ...]:
+def safe_op(
+    op: tuple[Any, ...], *, escape_nul: bool = False, int_range: tuple[int, int] = _INT64
+) -> tuple[Any, ...]:
     """The op with every value in a form the database stores, and of builtin types only (so the
     writer process unpickles it without importing anything): text escaped (`safe_text`), JSON
     columns encoded (`dumps`, as `(_JSON, text)`), NaN reals as NULL (0.0 where the column needs
-    a value), integers clamped to 64 bits, anything else in a text column as its repr."""
+    a value), integers clamped to `int_range` (64 bits), anything else in a text column as its
+    repr."""
     fields = OP_FIELDS.get(op[0]) if op and type(op[0]) is str else None
     if fields is None or len(fields) != len(op):
         raise ValueError(f"unknown trace op {_repr(op)[:200]}")
@@ -399,7 +410,7 @@ def safe_op(op: tuple[Any, ...], *, escape_nul: bool = False) -> tuple[Any, ...]
             out.append(safe_text(v if isinstance(v, str) else _repr(v), escape_nul=escape_nul))
         elif kind == "i":
             n = int.__index__(v) if isinstance(v, int) else 0
-            out.append(min(max(n, _INT64[0]), _INT64[1]))
+            out.append(min(max(n, int_range[0]), int_range[1]))
         else:  # f, r: a real
             x = float(v) if isinstance(v, int | float) else math.nan
             out.append(x if not math.isnan(x) else (None if kind == "r" else 0.0))
@@ -426,23 +437,27 @@ def write(
     *,
     transient: tuple[type[BaseException], ...],
     escape_nul: bool = False,
+    int_range: tuple[int, int] = _INT64,
     attempts: int = 3,
     pause: float = 0.05,
+    retry_for: float | None = None,
 ) -> Outcome:
     """Write `ops` through `run` (one `Batch` per transaction), all of them if the database will.
 
     `run(batch)` writes a batch in one transaction or raises, leaving nothing of it. An error of a
-    `transient` type (locked, disk full, connection lost) is retried `attempts` times, then ends
-    the write: what was not written yet is the error. Any other error means a value the encoders
-    or the database refuse: the batch is split in halves until the op that holds it stands alone,
-    which is written again as `safe_op` makes it, or, if even that fails, reported. The others are
-    written as they came, in order.
+    `transient` type (locked, disk full, connection lost) is retried `attempts` times (or, given
+    `retry_for`, with doubling pauses up to 2 s for that many seconds), then ends the write: what
+    was not written yet is the error. Any other error means a value the encoders or the database
+    refuse: the batch is split in halves until the op that holds it stands alone, which is written
+    again as `safe_op` makes it (`escape_nul`, `int_range`), or, if even that fails, reported. The
+    others are written as they came, in order.
     """
     # A stack of chunks, the next one last; a chunk with a note is one op made safe.
     todo: list[tuple[list[tuple[Any, ...]], str | None]] = [(ops, None)]
     failed: list[str] = []
     notes: list[str] = []
     tries = 0
+    failing_since = 0.0
     while todo:
         chunk, note = todo.pop()
         try:
@@ -452,11 +467,19 @@ def write(
             run(batch)
         except transient as exc:
             tries += 1
-            if tries >= attempts:
+            if tries == 1:
+                failing_since = time.monotonic()
+            if retry_for is None:
+                given_up, wait = tries >= attempts, pause * tries
+            else:
+                waited = time.monotonic() - failing_since
+                wait = min(pause * 2 ** (tries - 1), 2.0, max(0.0, retry_for - waited))
+                given_up = waited >= retry_for
+            if given_up:
                 left = len(chunk) + sum(len(c) for c, _ in todo)
                 return f"{left} of {len(ops)} writes failed: {_error(exc)}", notes
             todo.append((chunk, note))
-            time.sleep(pause * tries)
+            time.sleep(wait)
             continue
         except Exception as exc:  # a value refused: isolate it
             if len(chunk) > 1:
@@ -464,7 +487,7 @@ def write(
                 todo += [(chunk[half:], None), (chunk[:half], None)]
             elif note is None:
                 try:
-                    made_safe = safe_op(chunk[0], escape_nul=escape_nul)
+                    made_safe = safe_op(chunk[0], escape_nul=escape_nul, int_range=int_range)
                 except Exception as bad:  # not an op at all
                     failed.append(f"{describe(chunk[0])}: {_error(bad)}")
                 else:
@@ -484,7 +507,8 @@ def write(
 
 
 def _error(exc: BaseException) -> str:
-    text = safe_text(f"{type(exc).__name__}: {exc}")[:500]
+    # One line (PostgreSQL's messages add DETAIL and CONTEXT lines).
+    text = " ".join(safe_text(f"{type(exc).__name__}: {exc}").split())[:500]
     if isinstance(exc, sqlite3.OperationalError) and ("disk" in text or "full" in text):
         text += " (is the disk full, or the file over a size limit?)"
     return text

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, Float, Index, Integer, String, Text, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateColumn
 
 __all__ = [
     "MIGRATIONS",
@@ -189,3 +191,17 @@ class FeedbackRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
     session_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
+
+
+@compiles(CreateColumn, "postgresql")
+def _text_on_postgres(create: CreateColumn, compiler: Any, **kw: Any) -> str:
+    """The store's VARCHAR(n) columns are TEXT on PostgreSQL, which would refuse a longer value
+    (an agent, span or session name) that SQLite keeps: the lengths say what is expected, not a
+    limit. PostgreSQL's manual: no performance difference between the two."""
+    sql: str = compiler.visit_create_column(create, **kw)
+    column = create.element
+    kind = column.type
+    if column.table is not None and column.table.metadata is Base.metadata:
+        if type(kind) is String and kind.length:
+            sql = sql.replace(f"VARCHAR({kind.length})", "TEXT", 1)
+    return sql

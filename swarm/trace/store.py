@@ -1,5 +1,6 @@
 """The trace store: every task, routing decision and span, written by a batched writer thread so the
-event loop only appends to a buffer. SQLite (WAL) by default; any SQLAlchemy URL works.
+event loop only appends to a buffer. SQLite (WAL) by default; PostgreSQL (psycopg 3) as well; any
+SQLAlchemy URL works.
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ class TraceStore:
     Writes from async code are buffered and committed in batches by one thread; `await flush()`
     returns once everything written before it is committed. For a SQLite file that thread hands
     each batch to a small writer process (`writer="process"`, the default there), so SQLite runs
-    on another core than the event loop; elsewhere it writes itself (`writer="thread"`). Reads
-    are plain synchronous queries (call them through `asyncio.to_thread` from async code).
+    on another core than the event loop; elsewhere it writes itself (`writer="thread"`): on
+    PostgreSQL with COPY and grouped UPDATEs over a psycopg connection of its own
+    (`swarm.trace._postgres`), which it opens again when the server goes away, for up to
+    `retry_for` seconds before the flushes waiting on it raise `StoreError`. Reads are plain
+    synchronous queries (call them through `asyncio.to_thread` from async code).
 
     A value the database refuses (a lone surrogate, an int beyond 64 bits, a circular structure
     ...) never stops the writer: its row is stored in a safe form (`_rows.safe_op`) and the rest
@@ -93,6 +97,7 @@ class TraceStore:
         flush_interval: float = 0.02,
         max_batch: int = 4000,
         writer: Literal["auto", "process", "thread"] = "auto",
+        retry_for: float = 30.0,
         lease: float = leases.DEFAULT_LEASE_S,
         heartbeat: float | None = None,
     ) -> None:
@@ -117,6 +122,7 @@ class TraceStore:
             raise ConfigError(f"writer='process' needs a SQLite file, not {url}")
         self._use_process = writer != "thread" and self._sqlite_path is not None
         self._process: subprocess.Popen[bytes] | None = None
+        self._postgres = _postgres_writer(self.engine, url, retry_for)
         self._seq = 0
         # One shared connection (in-memory SQLite) must not be used by two threads at once.
         self._lock = threading.RLock()
@@ -127,7 +133,11 @@ class TraceStore:
         self.write_errors = 0
         self.last_error: str | None = None
         self._broken: str | None = None  # the writer process died: nothing more is written
-        self._init_schema()
+        try:
+            self._init_schema()
+        except BaseException:
+            self.engine.dispose()  # no connection left open behind a store that never opened
+            raise
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -151,6 +161,8 @@ class TraceStore:
         if self.owner is not None:  # what it still holds is free for others at once
             self._ops.append(("w_stop", self.owner, time.time()))
         self._write_pending()
+        if self._postgres is not None:
+            self._postgres.close()
         proc, self._process = self._process, None
         if proc is not None:
             assert proc.stdin is not None and proc.stdout is not None
@@ -347,6 +359,8 @@ class TraceStore:
             _release(waiter, error and f"trace store {self.url}: {error}")
 
     def _write_here(self, rows: list[tuple[Any, ...]]) -> _rows.Outcome:
+        if self._postgres is not None:  # a connection of its own: no lock to share
+            return self._postgres.write(rows)
         with self._lock:
             if self.engine.dialect.name == "sqlite":
                 # The DBAPI connection itself: SQLAlchemy's per-row processing would cost as
@@ -849,6 +863,18 @@ def _release(waiter: Any, error: str | None) -> None:
         pass
 
 
+def _postgres_writer(engine: Engine, url: str, retry_for: float) -> Any:
+    """The PostgreSQL writer for a PostgreSQL engine when psycopg 3 is installed, else None (the
+    writes go through SQLAlchemy Core)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    try:
+        from swarm.trace._postgres import PostgresWriter
+    except ImportError:  # no psycopg 3 (the `postgres` extra): another driver, through Core
+        return None
+    return PostgresWriter(url, retry_for=retry_for)
+
+
 def _sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL; None for memory databases and other backends."""
     try:
@@ -869,7 +895,8 @@ def _make_engine(url: str) -> Engine:
     except Exception as exc:
         raise ConfigError(f"not a database URL: {url!r} ({exc})") from exc
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # JSON as the writer encodes it for SQLite (orjson; values made safe pass as they are).
+        return create_engine(url, pool_pre_ping=True, json_serializer=_rows.json_text)
     database = parsed.database or ""
     if database in ("", ":memory:"):
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})

@@ -3,15 +3,15 @@ nullable column to a store written before decisions named it."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 from swarm import TraceStore
 from swarm.models import Decision, Task
 
 
-def test_the_rule_is_stored_and_read_back(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 't.db'}"
+def test_the_rule_is_stored_and_read_back(db_url: str) -> None:
+    url = db_url
     far, forced = Task(text="what is the weather"), Task(text="x")
     with TraceStore(url) as store:
         for t in (far, forced):
@@ -26,34 +26,32 @@ def test_the_rule_is_stored_and_read_back(tmp_path: Path) -> None:
         assert store.decision(forced.id)["rule"] is None  # type: ignore[index]
 
 
-def test_an_older_store_gets_the_column_and_keeps_its_rows(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def test_an_older_store_gets_the_column_and_keeps_its_rows(
+    db_url: str, sql: Callable[..., Any]
+) -> None:
     old = Task(text="block my card")
-    with TraceStore(f"sqlite:///{path}") as store:
+    with TraceStore(db_url) as store:
         store.task_queued(old)
         store.record_decision(old.id, Decision("cards", 0.9, (("cards", 0.9),), "v0"))
-    conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE routing_decisions DROP COLUMN rule")  # as a store made before
-    conn.commit()
-    conn.close()
+    sql("ALTER TABLE routing_decisions DROP COLUMN rule")  # as a store made before
     new = Task(text="hello")
-    with TraceStore(f"sqlite:///{path}") as store:
+    with TraceStore(db_url) as store:
         store.task_queued(new)
         store.record_decision(new.id, Decision(None, 0.4, status="out_of_scope", rule="ambiguous"))
-    with TraceStore(f"sqlite:///{path}") as store:
+    with TraceStore(db_url) as store:
         assert store.decision(old.id)["agent"] == "cards"  # type: ignore[index]
         assert store.decision(old.id)["rule"] is None  # type: ignore[index]
         assert store.decision(new.id)["rule"] == "ambiguous"  # type: ignore[index]
 
 
-def test_the_task_tree_shows_the_rule(tmp_path: Path) -> None:
+def test_the_task_tree_shows_the_rule(db_url: str) -> None:
     import io
 
     from rich.console import Console
 
     from swarm.views import TaskTree
 
-    url = f"sqlite:///{tmp_path / 't.db'}"
+    url = db_url
     task = Task(text="what is the weather")
     with TraceStore(url) as store:
         store.task_queued(task)

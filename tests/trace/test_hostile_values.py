@@ -31,9 +31,11 @@ HERE = Path(__file__).parent
 SWARM = str(Path(sys.executable).with_name("swarm"))
 
 
-def escaped(text: str) -> str:
-    """What a person reads back for `text`: lone surrogates as `\\udXXX`, the rest unchanged."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+def escaped(text: str, nul: bool = False) -> str:
+    """What a person reads back for `text`: lone surrogates as `\\udXXX`, with `nul` (PostgreSQL)
+    NUL as `\\x00`, the rest unchanged."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00") if nul else text
 
 
 def integrity_ok(path: Path) -> bool:
@@ -136,8 +138,9 @@ def shaped(value: Any, shape: str) -> Any:
     return value
 
 
-def plain(v: Any, depth: int = 0) -> bool:
-    """JSON data the database takes as it is (so it must read back equal)."""
+def plain(v: Any, depth: int = 0, nul: bool = False) -> bool:
+    """JSON data the database takes as it is (so it must read back equal); `nul`: text with NUL
+    is not (on PostgreSQL, a row holding NUL in a text column is stored in a safe form whole)."""
     if depth > 50:
         return False
     if v is None or isinstance(v, bool):
@@ -147,11 +150,14 @@ def plain(v: Any, depth: int = 0) -> bool:
     if isinstance(v, float):
         return math.isfinite(v)
     if isinstance(v, str):
-        return escaped(v) == v
+        return escaped(v, nul) == v
     if isinstance(v, list | tuple):
-        return all(plain(x, depth + 1) for x in v)
+        return all(plain(x, depth + 1, nul) for x in v)
     if isinstance(v, dict):
-        return all(isinstance(k, str) and plain(k) and plain(x, depth + 1) for k, x in v.items())
+        return all(
+            isinstance(k, str) and plain(k, 0, nul) and plain(x, depth + 1, nul)
+            for k, x in v.items()
+        )
     return False
 
 
@@ -166,7 +172,7 @@ def storable(v: Any) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["thread", "process"])
+@pytest.mark.parametrize("writer", ["thread", "process", "postgres"])
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -177,12 +183,22 @@ def storable(v: Any) -> bool:
     number=st.floats(),
 )
 def test_hostile_values_are_stored_and_read_back(
-    writer: str, value: Any, shape: str, text: str, number: float
+    writer: str, value: Any, shape: str, text: str, number: float, request: Any
 ) -> None:
     value = shaped(value, shape)
+    nul = writer == "postgres"
+
+    def esc(text: str) -> str:
+        return escaped(text, nul)
+
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "h.db"
-        store = TraceStore(f"sqlite:///{db}", writer=writer)  # type: ignore[arg-type]
+        if writer == "postgres":  # a fresh database per example
+            url = request.getfixturevalue("postgres_server").new_database()
+            store = TraceStore(url)
+        else:
+            url = f"sqlite:///{db}"
+            store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
         run_id = store.start_run(agents=text, meta={"v": value})
         task = Task(text=text, payload={text: value}, deadline=number, run_id=run_id)
         plain_task = Task(text="plain", payload={"n": 1}, run_id=run_id)
@@ -209,28 +225,28 @@ def test_hostile_values_are_stored_and_read_back(
         feedback = store.record_feedback(task.id, "bad", note=text, session_id=text)
         store.close()
 
-        assert integrity_ok(db)
-        with TraceStore(f"sqlite:///{db}") as reader:
+        assert writer == "postgres" or integrity_ok(db)
+        with TraceStore(url) as reader:
             row = reader.task(task.id)
             assert reader.task(plain_task.id)["output"] == [1]
-            assert row["status"] == "done" and row["agent"] == escaped(text)
-            assert row["text"] == escaped(text) and row["error"] == escaped(text)
-            assert row["hops"] == [escaped(text)]
-            if plain(value):
+            assert row["status"] == "done" and row["agent"] == esc(text)
+            assert row["text"] == esc(text) and row["error"] == esc(text)
+            assert row["hops"] == [esc(text)]
+            if plain(value, 0, nul):
                 assert row["output"] == as_read(value)
-                assert row["payload"] == as_read({text: value}) or not plain(text)
+                assert row["payload"] == as_read({text: value}) or not plain(text, 0, nul)
             assert storable(row["output"]) and storable(row["payload"])
             assert row["deadline"] == (None if math.isnan(number) else number)
             d = reader.decision(task.id)
-            assert d is not None and d["agent"] == escaped(text)
+            assert d is not None and d["agent"] == esc(text)
             assert math.isnan(number) or d["confidence"] == number
             (s,) = reader.spans(task_id=task.id)
-            assert s["name"] == escaped(text) and s["error"] == escaped(text)
+            assert s["name"] == esc(text) and s["error"] == esc(text)
             assert storable(s["attributes"])
             run = reader.run(run_id)
-            assert run is not None and run["agents"] == escaped(text) and storable(run["meta"])
+            assert run is not None and run["agents"] == esc(text) and storable(run["meta"])
             (fb,) = reader.feedback()
-            assert fb["id"] == feedback["id"] and fb["note"] == escaped(text)
+            assert fb["id"] == feedback["id"] and fb["note"] == esc(text)
         assert reader.write_errors == 0
 
 
@@ -245,7 +261,8 @@ def test_the_unstorable_row_alone_is_reported_and_the_rest_is_written(db_url: st
     store.task_queued(first)  # the same id again: the database refuses that row, not the batch
     for t in others[25:]:
         store.task_queued(t)
-    with pytest.raises(StoreError, match=f"1 of 51 writes failed: task {first.id}: Integrity"):
+    refused = "(IntegrityError|UniqueViolation)"  # SQLite's, PostgreSQL's
+    with pytest.raises(StoreError, match=f"1 of 51 writes failed: task {first.id}: {refused}"):
         store.flush_sync()
     later = Task(text="later")
     store.task_queued(later)
@@ -339,3 +356,38 @@ def test_swarm_run_says_the_store_failed_and_exits_non_zero(tmp_path: Path) -> N
     assert "killed 1" in proc.stdout
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "writer process" in proc.stderr
+
+
+def test_long_names_big_ints_and_nan_read_back_alike(db_url: str, backend: str) -> None:
+    """What SQLite keeps as given, PostgreSQL keeps too (its columns are TEXT, not VARCHAR(n));
+    where a value cannot be kept (an int beyond the column, NaN) both store the same safe form."""
+    name, session = "n" * 1000, "s" * 300
+    task = Task(text="x", session=session, agent=name, priority=2**40, deadline=math.nan)
+    zero = Task(text="a\x00b", payload={"k": "c\x00d"})
+    with TraceStore(db_url) as store:
+        store.task_queued(task)
+        store.task_queued(zero)
+        store.task_started(task.id, name, 2**70)
+        span = Span(name[:300], name, task.id, status=name[:100], attributes={"n": 2**70})
+        span.ended_at = math.nan
+        store.record_span(span)
+        store.record_decision(task.id, Decision(name, math.nan, ((name, 1.0),), version=name))
+    with TraceStore(db_url) as reader:
+        row = reader.task(task.id)
+        assert row["session_id"] == session and row["forced_agent"] == name
+        assert row["agent"] == name and row["deadline"] is None
+        int_max = 2**63 - 1 if backend == "sqlite" else 2**31 - 1  # INTEGER on PostgreSQL
+        assert row["priority"] == (2**40 if backend == "sqlite" else int_max)
+        assert row["attempts"] == int_max
+        (s,) = reader.spans(task_id=task.id)
+        assert (s["kind"], s["name"], s["status"]) == (name[:300], name, name[:100])
+        assert s["ended_at"] is None and s["attributes"] == {"n": 2**70}
+        d = reader.decision(task.id)
+        assert d is not None and d["agent"] == name and d["confidence"] == 0.0
+        assert d["router_version"] == name and d["candidates"] == [[name, 1.0]]
+        nul = reader.task(zero.id)  # PostgreSQL refuses NUL in text: escaped there, whole row
+        if backend == "sqlite":
+            assert (nul["text"], nul["payload"]) == ("a\x00b", {"k": "c\x00d"})
+        else:
+            assert (nul["text"], nul["payload"]) == ("a\\x00b", {"k": "c\\x00d"})
+        assert reader.write_errors == 0

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from swarm import TaskNotFound, TraceStore
 from swarm.cli import main
-from swarm.models import SHORT_ID_LENGTH, Task, new_id, short_id
+from swarm.models import SHORT_ID_LENGTH, Decision, Task, new_id, short_id
 
 
 def test_ids_sort_by_time_and_differ_at_the_end() -> None:
@@ -63,3 +63,24 @@ def test_traces_run_takes_the_end_or_the_start_of_a_run_id(db_url: str) -> None:
         assert '"task of run 1"' in out.output and "task of run 0" not in out.output
     out = runner.invoke(main, ["traces", "--db", db_url, "--run", runs[0][:6]])
     assert out.exit_code == 2 and "matches 2 runs" in out.output
+
+
+def test_swarm_db_picks_the_store_of_every_command(db_url: str) -> None:
+    """$SWARM_DB is `--db`'s default: the commands that read the store find the same rows."""
+    with TraceStore(db_url) as store:
+        run = store.start_run()
+        task = Task(text="read through SWARM_DB", run_id=run)
+        store.task_queued(task)
+        store.record_decision(task.id, Decision("cards", 0.9, (("cards", 0.9),), "v1"))
+    runner = CliRunner(env={"COLUMNS": "200", "SWARM_DB": db_url})
+    for command in (
+        ["traces", "--json"],
+        ["traces", "show", short_id(task.id), "--json"],
+        ["usage", "--run", run, "--json"],
+        ["feedback", short_id(task.id), "good", "--json"],
+    ):
+        out = runner.invoke(main, command)
+        assert out.exit_code == 0, (command, out.output)
+        assert task.id in out.output or run in out.output, command
+    with TraceStore(db_url) as store:
+        assert [f["task_id"] for f in store.feedback()] == [task.id]

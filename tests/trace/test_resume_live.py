@@ -1,6 +1,7 @@
 """`swarm resume` while the run it would resume is still alive (../shared/cases/resume_live): the
 live run's tasks are left to it, so no side effect happens twice; `--force` takes them anyway; a
-killed run's tasks are resumed as before. Real subprocesses on a real SQLite file."""
+killed run's tasks are resumed as before. Real subprocesses on a real SQLite file and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import collections
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
+from swarm import StoreError, TraceStore
 from swarm.trace.owner import owner_alive, process_owner
 
 pytestmark = pytest.mark.slow
@@ -45,15 +47,15 @@ def _start_run(tmp_path: Path, db: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def _wait_running(db_file: Path, proc: subprocess.Popen[bytes]) -> None:
+def _wait_running(db: str, proc: subprocess.Popen[bytes]) -> None:
     for _ in range(600):
         if proc.poll() is not None:
             raise AssertionError("the run ended before it was caught running")
         try:
-            with sqlite3.connect(db_file, timeout=1) as con:
-                if con.execute("select count(*) from tasks where status='done'").fetchone()[0]:
+            with TraceStore(db) as store:
+                if store.tasks(status="done", limit=1):
                     return
-        except sqlite3.Error:
+        except (StoreError, SQLAlchemyError):  # not made yet
             pass
         time.sleep(0.05)
     raise AssertionError("the run never got going")
@@ -72,11 +74,11 @@ def _resume(tmp_path: Path, db: str, *extra: str) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
-def test_resume_leaves_a_live_runs_tasks_to_it(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 't.db'}"
+def test_resume_leaves_a_live_runs_tasks_to_it(tmp_path: Path, db_url: str) -> None:
+    db = db_url
     run = _start_run(tmp_path, db)
     try:
-        _wait_running(tmp_path / "t.db", run)
+        _wait_running(db, run)
         resumed = _resume(tmp_path, db)
         assert resumed.returncode == 0, resumed.stderr
         report = json.loads(resumed.stdout.strip().splitlines()[-1])
@@ -91,10 +93,12 @@ def test_resume_leaves_a_live_runs_tasks_to_it(tmp_path: Path) -> None:
     assert len(executions) == 12 and set(executions.values()) == {1}, executions
 
 
-def test_resume_takes_a_killed_runs_tasks_and_force_takes_a_live_ones(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 't.db'}"
+def test_resume_takes_a_killed_runs_tasks_and_force_takes_a_live_ones(
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest
+) -> None:
+    db = db_url
     run = _start_run(tmp_path, db)
-    _wait_running(tmp_path / "t.db", run)
+    _wait_running(db, run)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
     resumed = _resume(tmp_path, db)
@@ -103,10 +107,14 @@ def test_resume_takes_a_killed_runs_tasks_and_force_takes_a_live_ones(tmp_path: 
     assert report["live_runs"] == {} and report["runs"][0]["resumed"] >= 1
     assert sum(_executions(tmp_path).values()) >= 12  # at-least-once: a cut-off body reruns
 
-    second = _start_run(tmp_path, f"sqlite:///{tmp_path / 'u.db'}")
+    if db.startswith("sqlite"):
+        other = f"sqlite:///{tmp_path / 'u.db'}"
+    else:
+        other = request.getfixturevalue("postgres_server").new_database()
+    second = _start_run(tmp_path, other)
     try:
-        _wait_running(tmp_path / "u.db", second)
-        forced = _resume(tmp_path, f"sqlite:///{tmp_path / 'u.db'}", "--force")
+        _wait_running(other, second)
+        forced = _resume(tmp_path, other, "--force")
         assert forced.returncode == 0, forced.stderr
         report = json.loads(forced.stdout.strip().splitlines()[-1])
         assert report["live_runs"] == {} and report["runs"][0]["resumed"] >= 1

@@ -1,14 +1,17 @@
-"""The trace store on a real SQLite file: what a run writes, the schema version, WAL, the tree of a
-task, feedback, and that the batched writer loses nothing on close.
+"""The trace store on a real SQLite file and on PostgreSQL (`db_url`): what a run writes, the schema
+version, WAL, the tree of a task, feedback, and that the batched writer loses nothing on close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import inspect
 
 from swarm import (
     ConfigError,
@@ -41,6 +44,7 @@ async def disputes(task, ctx):
 
 
 ROUTER = FakeRouter({"card": "cards"})
+SLOW = pytest.mark.slow
 
 
 async def test_a_run_is_recorded_whole(db_url: str) -> None:
@@ -91,6 +95,8 @@ async def test_failures_are_recorded_with_their_error(db_url: str) -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    # SQLite only, as the other tests here on a tmp_path file: WAL, the in-memory store and the
+    # writer process are SQLite's; everything else runs on both databases (`db_url`).
     path = tmp_path / "t.db"
     TraceStore(f"sqlite:///{path}").close()
     conn = sqlite3.connect(path)
@@ -100,42 +106,34 @@ def test_sqlite_runs_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "t.db"
-    TraceStore(f"sqlite:///{path}").close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE swarm_meta SET value='99' WHERE key='schema_version'")
-    conn.commit()
-    conn.close()
+def test_a_newer_schema_is_refused_and_left_alone(db_url: str, sql: Callable[..., Any]) -> None:
+    TraceStore(db_url).close()
+    sql("UPDATE swarm_meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="schema version 99; this swarm knows versions up to"):
-        TraceStore(f"sqlite:///{path}")
-    conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM swarm_meta").fetchone() == ("99",)
-    conn.close()
+        TraceStore(db_url)
+    assert sql("SELECT value FROM swarm_meta") == [("99",)]
 
 
-def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
-    path = tmp_path / "t.db"
-    with TraceStore(f"sqlite:///{path}") as store:
+def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(
+    db_url: str, sql: Callable[..., Any]
+) -> None:
+    with TraceStore(db_url) as store:
         run_id = store.start_run(kind="run")
         task = Task(text="keep me", run_id=run_id)
         store.task_queued(task)
-    conn = sqlite3.connect(path)  # make it what version 1 wrote: no leases, no new tables
-    conn.executescript(
-        "DROP INDEX ix_tasks_lease; ALTER TABLE tasks DROP COLUMN lease_owner;"
-        "ALTER TABLE tasks DROP COLUMN lease_expires_at; DROP TABLE workers; DROP TABLE approvals;"
-        "UPDATE swarm_meta SET value='1' WHERE key='schema_version';"
+    sql(  # make it what version 1 wrote: no leases, no new tables
+        "DROP INDEX ix_tasks_lease",
+        "ALTER TABLE tasks DROP COLUMN lease_owner",
+        "ALTER TABLE tasks DROP COLUMN lease_expires_at",
+        "DROP TABLE workers",
+        "DROP TABLE approvals",
+        "UPDATE swarm_meta SET value='1' WHERE key='schema_version'",
     )
-    conn.close()
-    with TraceStore(f"sqlite:///{path}") as store:
+    with TraceStore(db_url) as store:
         assert store.schema_version == SCHEMA_VERSION == 2
         assert store.task(task.id)["text"] == "keep me"
         assert store.task(task.id)["lease_owner"] is None
-    conn = sqlite3.connect(path)
-    assert {"workers", "approvals"} <= {
-        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-    }
-    conn.close()
+        assert {"workers", "approvals"} <= set(inspect(store.engine).get_table_names())
 
 
 def test_bad_url_is_a_config_error() -> None:
@@ -233,10 +231,16 @@ def test_writer_columns_match_the_schema() -> None:
     )
 
 
-@pytest.mark.parametrize("writer", ["thread", "process"])
-async def test_both_writers_record_the_same_run(tmp_path: Path, writer: str) -> None:
-    url = f"sqlite:///{tmp_path / writer}.db"
-    store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
+@pytest.mark.parametrize("writer", ["thread", "process", pytest.param("postgres", marks=SLOW)])
+async def test_every_writer_records_the_same_run(
+    tmp_path: Path, writer: str, request: pytest.FixtureRequest
+) -> None:
+    if writer == "postgres":
+        url = request.getfixturevalue("pg_url")
+        store = TraceStore(url)
+    else:
+        url = f"sqlite:///{tmp_path / writer}.db"
+        store = TraceStore(url, writer=writer)  # type: ignore[arg-type]
     async with Swarm([cards, disputes], router=ROUTER, db=store) as s:
         r = await s.run("card dispute please", payload={"card": "1234"})
     store.close()
