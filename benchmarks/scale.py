@@ -229,6 +229,9 @@ def main() -> None:
 
     from swarm.testing.postgres import TemporaryPostgres
 
+    # Stopped (SIGTERM): still stop the workers and the server (the `finally`s and `with`s).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
     n, io_ms, cpu_ms, conc = args.tasks, args.io_ms, args.cpu_ms, args.concurrency
     configs: list[dict[str, Any]] = []
 
