@@ -147,8 +147,6 @@ def test_a_killed_workers_tasks_are_taken_over_none_lost_none_twice(
         assert len(runs) == 2 and task_id in held_at_kill, runs
         first = min(runs, key=lambda e: e[3])
         assert first[2] == victim.pid and first[4] <= killed_at + 0.05, runs
-    twice = sum(len(runs) > 1 for runs in by_task.values())
-    assert twice <= 1, f"{twice} tasks ran twice"
     # The victim's tasks went to the others, and only after its lease expired.
     for task_id in held_at_kill:
         final = max(by_task[task_id], key=lambda e: e[3])
