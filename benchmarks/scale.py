@@ -262,7 +262,10 @@ def main() -> None:
             result = workers(pg.new_database(), k, n, conc, io_ms, cpu_ms, args.limit)
             record(f"{k} worker{'s' if k > 1 else ''} (pg)", k, result)
     if args.ray:
-        from scale_ray import measure_ray  # the ray room's half: benchmarks/scale_ray.py
+        try:  # benchmarks/scale_ray.py: Ray's half of this benchmark (`pip install -e '.[ray]'`)
+            from scale_ray import measure_ray
+        except ImportError as exc:
+            sys.exit(f"--ray needs benchmarks/scale_ray.py and Ray: {exc}")
 
         for nodes in (1, 2):
             result = measure_ray(nodes=nodes, tasks=n, io_ms=io_ms, cpu_ms=cpu_ms)
