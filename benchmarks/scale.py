@@ -227,6 +227,13 @@ def main() -> None:
         asyncio.run(_one_process(args.db, args.tasks, args.concurrency))
         return
 
+    measure_ray = None
+    if args.ray:  # checked first: not after the other configurations have run
+        try:  # benchmarks/scale_ray.py: Ray's half of this benchmark (`pip install -e '.[ray]'`)
+            from scale_ray import measure_ray
+        except ImportError as exc:
+            sys.exit(f"--ray needs benchmarks/scale_ray.py and Ray: {exc}")
+
     from swarm.testing.postgres import TemporaryPostgres
 
     # Stopped (SIGTERM): still stop the workers and the server (the `finally`s and `with`s).
@@ -261,12 +268,7 @@ def main() -> None:
         for k in args.workers:
             result = workers(pg.new_database(), k, n, conc, io_ms, cpu_ms, args.limit)
             record(f"{k} worker{'s' if k > 1 else ''} (pg)", k, result)
-    if args.ray:
-        try:  # benchmarks/scale_ray.py: Ray's half of this benchmark (`pip install -e '.[ray]'`)
-            from scale_ray import measure_ray
-        except ImportError as exc:
-            sys.exit(f"--ray needs benchmarks/scale_ray.py and Ray: {exc}")
-
+    if measure_ray is not None:
         for nodes in (1, 2):
             result = measure_ray(nodes=nodes, tasks=n, io_ms=io_ms, cpu_ms=cpu_ms)
             record(f"ray {nodes} node{'s' if nodes > 1 else ''}", nodes, result)
