@@ -95,26 +95,35 @@ def _stop(procs: list[subprocess.Popen[str]]) -> None:
 def test_a_killed_workers_tasks_are_taken_over_none_lost_none_twice(
     any_url: str, tmp_path: Path
 ) -> None:
-    n = 36
+    n = 60
     requests = tmp_path / "requests.txt"
     requests.write_text("".join(f"send invoice {i}\n" for i in range(n)))
     queued = _swarm(tmp_path, "submit", "--db", any_url, "--file", str(requests), "--json")
     assert queued.returncode == 0, queued.stderr
     ids = json.loads(queued.stdout.strip().splitlines()[-1])["ids"]
-    procs = [_worker(tmp_path, any_url, work_s=0.4) for _ in range(3)]
-    victim = procs[0]
+    # The victim starts first and is slower, so it surely holds tasks when the others are up,
+    # whatever the order the three finish importing in on a loaded machine.
+    victim = _worker(tmp_path, any_url, work_s=1.5)
     store = TraceStore(any_url)
+    procs = [victim]
     try:
 
-        def victim_busy() -> bool:
-            mine = [e for e in _executions(tmp_path) if e[2] == victim.pid]
-            held = [w for w in store.workers() if w["pid"] == victim.pid]
-            if not (mine and held):
+        def busy(proc: subprocess.Popen[str], holding: bool) -> bool:
+            if not any(e[2] == proc.pid for e in _executions(tmp_path)):
                 return False
+            if not holding:
+                return True
+            held = [w for w in store.workers() if w["pid"] == proc.pid]
             leased = store.tasks(status="running", limit=None)
-            return any(r["lease_owner"] == held[0]["id"] for r in leased)
+            return bool(held) and any(r["lease_owner"] == held[0]["id"] for r in leased)
 
-        _until(victim_busy, 120, "the victim worker to run tasks")
+        _until(lambda: busy(victim, holding=True), 120, "the victim worker to run tasks")
+        procs += [_worker(tmp_path, any_url, work_s=0.3) for _ in range(2)]
+        _until(
+            lambda: all(busy(p, holding=False) for p in procs[1:]) and busy(victim, holding=True),
+            120,
+            "all three workers to run tasks",
+        )
         os.killpg(victim.pid, signal.SIGKILL)
         killed_at = time.time()
         victim.wait(timeout=30)
