@@ -5,7 +5,8 @@ SQLite trace store on, beside the same workload through LangGraph. Last line: on
 
 Besides wall-clock rates it reports this process's CPU time per untraced task: on a machine other
 jobs share, that figure moves much less than the rates do, so it is the one to compare across
-versions (run the script with PYTHONPATH pointing at each, interleaved).
+versions (run the script with PYTHONPATH pointing at each, interleaved). "Watched" runs are
+untraced with one subscriber reading every event (`swarm.events`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from swarm import Swarm, TraceStore, agent
+from swarm.events import Subscription
 from swarm.testing import FakeRouter
 
 
@@ -35,15 +37,29 @@ async def noop(task, ctx):
 ROUTER = FakeRouter(default="noop")
 
 
-async def throughput(n: int, db: str | None) -> tuple[float, float]:
+async def throughput(n: int, db: str | None, watched: bool = False) -> tuple[float, float]:
     """Tasks per second from the first submit until every result (and row) is in, and this
-    process's CPU µs per task over the same span."""
+    process's CPU µs per task over the same span. `watched`: a subscriber reads every event
+    (`swarm.events`), as `swarm serve`'s `/v1/events` does."""
     swarm = Swarm([noop], router=ROUTER, db=db)
     await swarm.start()
+    seen = 0
+
+    async def watch(events: Subscription) -> None:
+        nonlocal seen
+        async for _ in events:
+            seen += 1
+
+    events = swarm.events.subscribe(max_buffer=n * 10) if watched else None
+    reader = asyncio.ensure_future(watch(events)) if events is not None else None
     start, cpu = time.perf_counter(), time.process_time()
     handles = [await swarm.submit("route me") for _ in range(n)]
     for h in handles:
         await h
+    if events is not None and reader is not None:
+        events.close()
+        await reader
+        assert seen == n * 5, seen  # queued, routed, started, span, done
     await swarm.close()  # traced: includes writing the last rows
     return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e6
 
@@ -139,17 +155,23 @@ def main() -> None:
         print(json.dumps(asyncio.run(queued(args.queued))))
         return
 
-    untraced, traced, cpu_us = [], [], []
+    untraced, traced, watched, cpu_us, watched_cpu_us = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             rate, cpu = asyncio.run(throughput(args.tasks, None))
             untraced.append(rate)
             cpu_us.append(cpu)
+            rate, cpu = asyncio.run(throughput(args.tasks, None, watched=True))
+            watched.append(rate)
+            watched_cpu_us.append(cpu)
             url = f"sqlite:///{Path(tmp) / f'bench{i}.db'}"
             traced.append(asyncio.run(throughput(args.tasks, url))[0])
             with TraceStore(url) as store:  # every task and span really is there
                 assert store.count("tasks") == args.tasks and store.count("spans") == args.tasks
-            print(f"run {i + 1}: untraced {untraced[-1]:,.0f}/s  traced {traced[-1]:,.0f}/s")
+            print(
+                f"run {i + 1}: untraced {untraced[-1]:,.0f}/s  traced {traced[-1]:,.0f}/s  "
+                f"watched {watched[-1]:,.0f}/s"
+            )
     p50, p99 = asyncio.run(overhead_us(3000))
     child = subprocess.run(
         [sys.executable, __file__, "--child", "queued", "--queued", str(args.queued)],
@@ -164,6 +186,8 @@ def main() -> None:
         "tasks_per_s_untraced": round(statistics.median(untraced)),
         "tasks_per_s_traced": round(statistics.median(traced)),
         "cpu_us_per_task_untraced": round(min(cpu_us), 1),
+        "tasks_per_s_watched": round(statistics.median(watched)),
+        "cpu_us_per_task_watched": round(min(watched_cpu_us), 1),
         "p50_overhead_us": round(p50, 1),
         "p99_overhead_us": round(p99, 1),
         **mem,

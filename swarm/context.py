@@ -1,5 +1,5 @@
 """What an agent can do while it runs: delegate, hand off (by returning `Handoff`), open spans, call
-tools and the LLM. One `Context` per attempt; the scheduler makes it.
+tools and the LLM, ask a person (`approve`). One `Context` per attempt; the scheduler makes it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from swarm.models import Result, Task, new_id
 
 if TYPE_CHECKING:
     from swarm.clock import Clock
+    from swarm.events import EventBus
 
 __all__ = ["TOOL_REPLAY_SERVICE", "Context", "Span", "SpanKind", "SpanSink"]
 
 TOOL_REPLAY_SERVICE = "swarm.tool_replay"
 """The `services` key `Context.tool` looks under for a replay (`swarm.scenarios.ToolReplay`)."""
 
-SpanKind = Literal["agent", "tool", "llm", "route", "delegate"]
+SpanKind = Literal["agent", "tool", "llm", "route", "delegate", "approval"]
 
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "swarm_current_span", default=None
@@ -53,6 +54,19 @@ class Span:
     def duration_ms(self) -> float | None:
         return None if self.ended_at is None else (self.ended_at - self.started_at) * 1000
 
+    def event_data(self) -> dict[str, Any]:
+        """The data of its `span` event (`swarm.events`); attributes stay in the trace store."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "parent_id": self.parent_id,
+            "error": self.error,
+            "started_at": self.started_at,
+        }
+
 
 class SpanSink(Protocol):
     """Where finished spans go: the trace store, or nowhere."""
@@ -63,6 +77,29 @@ class SpanSink(Protocol):
 class _Delegator(Protocol):
     async def delegate(self, parent: Task, child: Task) -> Result: ...
 
+    async def approve(
+        self,
+        task: Task,
+        question: str,
+        *,
+        occurrence: int,
+        expires_in: float | None,
+        details: dict[str, Any],
+    ) -> dict[str, Any]: ...
+
+
+class _Replay(Protocol):
+    """A resumed task's recorded calls (`swarm.scheduler.resume.ResumeReplay`): tool calls answered
+    by `serve` (as `swarm.scenarios.ToolReplay` does), LLM calls from `llm_spans`."""
+
+    llm_spans: list[dict[str, Any]]
+
+    async def serve(
+        self, task: Task, name: str, arguments: Any, call: Callable[[], Any]
+    ) -> tuple[Any, bool]: ...
+
+    def child(self, text: str, agent: str | None, payload: dict[str, Any]) -> Result | None: ...
+
 
 class Context:
     """Handed to `Agent.run(task, ctx)`.
@@ -72,9 +109,26 @@ class Context:
     - `await ctx.tool(fn, **kwargs)`: call a tool inside a span.
     - `ctx.llm`: the configured LLM client, or None when the swarm has none.
     - `ctx.services`: shared objects the swarm was given (a database, a sandbox), by name.
+    - `ctx.events`: the scheduler's `EventBus` (None outside a scheduler); each finished span
+      goes there as a `span` event, and `ctx.publish(kind, data)` adds others for this task.
+    - `await ctx.approve("refund 120.00?")`: wait for a person's yes or no (see `approve`).
+    - `ctx.replay`: for a task resumed after an approval, the recorded tool and LLM calls its
+      earlier run made (`swarm.scheduler.resume.ResumeReplay`); None otherwise.
     """
 
-    __slots__ = ("_scheduler", "_sink", "agent", "attempt", "clock", "llm", "services", "task")
+    __slots__ = (
+        "_asked",
+        "_scheduler",
+        "_sink",
+        "agent",
+        "attempt",
+        "clock",
+        "events",
+        "llm",
+        "replay",
+        "services",
+        "task",
+    )
 
     def __init__(
         self,
@@ -87,6 +141,8 @@ class Context:
         clock: Clock,
         llm: Any = None,
         services: dict[str, Any] | None = None,
+        events: EventBus | None = None,
+        replay: Any = None,
     ) -> None:
         self.task = task
         self.agent = agent
@@ -94,8 +150,11 @@ class Context:
         self.llm = llm
         self.clock = clock
         self.services = services or {}
+        self.events = events
+        self.replay: _Replay | None = replay
         self._scheduler = scheduler
         self._sink = sink
+        self._asked: dict[str, int] | None = None  # times each question was asked, this attempt
 
     async def delegate(
         self,
@@ -107,8 +166,16 @@ class Context:
     ) -> Result:
         """Run a child task (routed unless `agent` is given) and wait for its result.
 
-        The child inherits the session and the deadline; cancelling this task cancels it.
+        The child inherits the session and the deadline; cancelling this task cancels it. A task
+        resumed after an approval gets the stored result of a child its earlier run delegated to
+        and that finished (the same text, agent and payload), instead of running it again.
         """
+        if self.replay is not None:
+            recorded = self.replay.child(text, agent, payload or {})
+            if recorded is not None:
+                name = agent or "routed"
+                async with self.span("delegate", name, child_task=recorded.task_id, replayed=True):
+                    return recorded
         child = Task(
             text=text,
             payload=payload or {},
@@ -121,6 +188,57 @@ class Context:
         )
         async with self.span("delegate", agent or "routed", child_task=child.id):
             return await self._scheduler.delegate(self.task, child)
+
+    async def approve(
+        self,
+        question: str,
+        *,
+        # Not `asyncio.timeout`: the limit is stored with the question and outlives a restart.
+        timeout: float | None = None,  # noqa: ASYNC109
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Ask a person `question` and wait for the answer: True if approved; False if denied,
+        or if nobody decided within `timeout` seconds (the approval is then `expired`; None:
+        wait as long as it takes).
+
+        The question is stored (`TraceStore.approvals`, with `details`: JSON-compatible facts
+        for the person) and the task's status is `waiting` until a person decides, from the
+        console (`/approve ID`), the CLI (`swarm approve ID [--deny]`), the HTTP API or the
+        page, in this process or another. While it waits the task gives its slots back (as a
+        delegation does) and its agent's `timeout` is paused (the task's deadline still runs);
+        cancelling the task withdraws the question (`cancelled`).
+
+        A waiting task survives a restart: after `swarm resume` the agent's `run` starts again
+        from the top, and what it did before is not done twice: each `ctx.tool` call and LLM
+        call the earlier run recorded is answered from the trace (matched by tool name and
+        arguments, or by LLM request, in order), a delegation to a child task that finished
+        returns the child's stored result, and this call finds the stored approval (the same
+        question, asked as many times before in this task) instead of asking again. Code
+        outside tools, LLM calls and delegations does run again; after the approval, calls
+        run for real (as do calls the earlier run did not record).
+
+        Raises `ConfigError` when the swarm keeps no trace store (an approval must be stored),
+        and `SchedulerClosed` once the attempt has ended.
+        """
+        if self._asked is None:
+            self._asked = {}
+        occurrence = self._asked.get(question, 0)
+        self._asked[question] = occurrence + 1
+        async with self.span("approval", question[:200], question=question) as span:
+            row = await self._scheduler.approve(
+                self.task,
+                question,
+                occurrence=occurrence,
+                expires_in=timeout,
+                details=_jsonable(details or {}),
+            )
+            span.set(
+                approval_id=row["id"],
+                decision=row["status"],
+                decided_by=row.get("decided_by"),
+                note=row.get("note"),
+            )
+        return bool(row["status"] == "approved")
 
     @asynccontextmanager
     async def span(self, kind: str, name: str, **attributes: Any) -> AsyncIterator[Span]:
@@ -145,8 +263,23 @@ class Context:
         finally:
             _current_span.reset(token)
             span.ended_at = time.time()
-            if self._sink is not None:
-                self._sink.record_span(span)
+            self.record_span(span)
+
+    def record_span(self, span: Span) -> None:
+        """A finished span: to the trace store (when traced) and, when anyone listens, to the
+        event bus as a `span` event."""
+        if self._sink is not None:
+            self._sink.record_span(span)
+        events = self.events
+        if events is not None and events.active:
+            events.emit_task("span", self.task, span.event_data())
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Publish a `kind` event about this task (`swarm.events` lists the kinds), when anyone
+        listens; a no-op outside a scheduler."""
+        events = self.events
+        if events is not None and events.active:
+            events.emit_task(kind, self.task, data)
 
     async def tool(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         """Call `fn(**kwargs)` (sync or async) in a `tool` span that keeps arguments and output.
@@ -156,7 +289,8 @@ class Context:
         """
         name = str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))
         async with self.span("tool", name, arguments=_jsonable(kwargs)) as span:
-            replay = self.services.get(TOOL_REPLAY_SERVICE)
+            # A resumed task's own recording first, then a replay's (`swarm replay`).
+            replay = self.replay or self.services.get(TOOL_REPLAY_SERVICE)
             if replay is not None:
                 out, replayed = await replay.serve(
                     self.task, name, span.attributes["arguments"], lambda: fn(**kwargs)

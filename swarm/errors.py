@@ -6,6 +6,7 @@ SwarmError
 │   ├── AgentDefinitionError   an agent that cannot be registered (duplicate, no run, bad signature)
 │   ├── AgentNotFound          a name that no registered agent has
 │   ├── TaskNotFound           a task id that the trace store does not hold
+│   ├── ApprovalDecided        a decision on an approval that is decided already (it is final)
 │   ├── DataError              a labelled file or data set that cannot be read
 │   ├── ScenarioError          a scenario file that does not parse or validate
 │   └── ArtifactError          a router artifact that is missing, partial, corrupt or mismatched
@@ -30,6 +31,7 @@ __all__ = [
     "AgentDefinitionError",
     "AgentError",
     "AgentNotFound",
+    "ApprovalDecided",
     "ArtifactError",
     "BackendError",
     "ConfigError",
@@ -74,6 +76,15 @@ class AgentNotFound(UserError):
 
 class TaskNotFound(UserError):
     pass
+
+
+class ApprovalDecided(UserError):
+    """A person decided an approval that was decided already, expired or withdrawn: the first
+    decision is final. `approval` is the stored row as it stands."""
+
+    def __init__(self, message: str, *, approval: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.approval = approval or {}
 
 
 class DataError(UserError):

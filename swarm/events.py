@@ -9,15 +9,24 @@ time. With no subscriber, `publish` returns at once.
 Kinds (`Event.kind`) and their `data`:
 
 - `queued`: {"text", "parent_id", "agent" (forced, or None)}
-- `routed`: {"agent", "status", "confidence", "rule", "candidates": [[agent, p], ...]}
-- `started`: {"agent", "attempt"}
-- `span`: a finished span: {"id", "kind", "name", "status", "duration_ms", "parent_id", "error"}
-- `delegated`: {"child_id", "text", "agent"}
+- `routed`: {"agent", "status", "confidence", "rule", "candidates": [[agent, p], ...]}, and the
+  rest of `Decision.to_dict()` ("version", "latency_ms", "second_opinion" when asked) plus
+  "reason" (`Decision.reason`)
+- `started`: {"agent", "attempt"}: `ctx.attempt`, that agent's attempt (2 on its first retry)
+- `span`: a finished span: {"id", "kind", "name", "status", "duration_ms", "parent_id", "error",
+  "started_at"}; its attributes stay in the trace store
+- `delegated`: {"child_id", "text", "agent"} (the parent's event, just before the child's `queued`)
 - `handoff`: {"from", "to", "reason"}
-- `waiting`: {"approval_id", "question", "expires_at"}
-- `approved` / `denied`: {"approval_id", "by", "note"}
-- `token`: {"text"}: a chunk of a streamed LLM answer
+- `waiting`: {"approval_id", "question", "expires_at", "details", "agent"}
+- `approved` / `denied`: {"approval_id", "by", "note", "status"} (`denied` also for an approval
+  that `expired`: then `status` says so)
+- `token`: {"text"}: a chunk of a streamed LLM answer, the backend's secrets scrubbed
 - `done`: {"status", "agent", "output", "error"}: the task's last event
+
+Every event of a delegated task carries its parent's id in `parent_id`. Where they come from:
+`Scheduler.admit` (queued), `Intake` (routed), `Attempt` (started, delegated), `Context.record_span`
+(span: every span `ctx.span`, `ctx.tool` and the LLM client record, traced or not),
+`ChatStream` (token), `Scheduler` (handoff, done). A step publishes only `if bus.active`.
 """
 
 from __future__ import annotations
@@ -27,7 +36,10 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from swarm.models import Task
 
 __all__ = ["EVENT_KINDS", "Event", "EventBus", "EventKind", "Subscription"]
 
@@ -142,11 +154,10 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._seq = itertools.count(1)
         self.max_buffer = max_buffer
-
-    @property
-    def active(self) -> bool:
-        """Whether anyone listens: publishers may skip building events when not."""
-        return bool(self._subscriptions)
+        self.active = False
+        """Whether anyone listens: publishers skip building events when not. A plain attribute
+        (kept by `subscribe` and the end of a subscription), not a property: the scheduler reads
+        it several times per task, and a property call costs ten times as much."""
 
     def subscribe(
         self, task_id: str | None = None, *, max_buffer: int | None = None
@@ -156,25 +167,24 @@ class EventBus:
         Subscribe before submitting to see the task's first events (`Swarm.stream` does)."""
         sub = Subscription(self, task_id, max_buffer or self.max_buffer)
         self._subscriptions.append(sub)
+        self.active = True
         return sub
 
     def publish(self, event: Event) -> Event:
         """Hand `event` to every subscriber that wants it; returns it with its `seq` set."""
         if not self._subscriptions:
             return event
-        numbered = Event(
-            event.kind,
-            event.task_id,
-            event.data,
-            event.run_id,
-            event.parent_id,
-            event.at,
-            next(self._seq),
+        return self._deliver(
+            Event(
+                event.kind,
+                event.task_id,
+                event.data,
+                event.run_id,
+                event.parent_id,
+                event.at,
+                next(self._seq),
+            )
         )
-        for sub in list(self._subscriptions):
-            if sub.wants(numbered):
-                sub.put(numbered)
-        return numbered
 
     def emit(
         self,
@@ -187,8 +197,27 @@ class EventBus:
     ) -> None:
         """Publish an event built from these fields, only when anyone listens (the cheap path)."""
         if self._subscriptions:
-            self.publish(Event(kind, task_id, data or {}, run_id, parent_id))
+            at, seq = time.time(), next(self._seq)
+            self._deliver(Event(kind, task_id, data or {}, run_id, parent_id, at, seq))
+
+    def emit_task(self, kind: str, task: Task, data: dict[str, Any]) -> None:
+        """`emit` for `task`: its id, parent and run go on the event (the scheduler's path)."""
+        if self._subscriptions:
+            at, seq = time.time(), next(self._seq)
+            self._deliver(Event(kind, task.id, data, task.run_id, task.parent, at, seq))
+
+    def _deliver(self, event: Event) -> Event:
+        subs = self._subscriptions
+        if len(subs) == 1:  # the common case: no copy of the list
+            if subs[0].wants(event):
+                subs[0].put(event)  # may unsubscribe it: the loop below would need the copy
+            return event
+        for sub in list(subs):
+            if sub.wants(event):
+                sub.put(event)
+        return event
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
+            self.active = bool(self._subscriptions)

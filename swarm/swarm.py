@@ -7,16 +7,18 @@ async with Swarm(agents=[cards, transfers], db="sqlite:///storage/swarm.db") as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from swarm.agents import Agent, AgentRegistry
 from swarm.clock import Clock
 from swarm.errors import ConfigError
+from swarm.events import Event, EventBus
 from swarm.feedback import FeedbackRecord, record_feedback
 from swarm.models import Result, Task
 from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.scheduler import RouterLike, Scheduler, TaskHandle
+from swarm.scheduler.approvals import ApprovalDesk
 from swarm.trace import DEFAULT_DB_URL, TraceStore
 
 __all__ = ["Swarm"]
@@ -31,6 +33,10 @@ class Swarm:
     - `db`: a SQLAlchemy URL or an open `TraceStore`; None turns tracing off.
     - `otel`: an OTLP/HTTP endpoint or a `swarm.otel.OtelExport`; default `$SWARM_OTEL_ENDPOINT`.
     - Other keywords go to `Scheduler` (concurrency, max_queue, hop_limit, clock, retry …).
+
+    `stream(text)` yields one task's events as they happen; `events` is the bus they come from.
+    `approvals()` lists the questions agents put to people (`ctx.approve`), `approve(id)` answers
+    one; both need `db`.
     """
 
     def __init__(
@@ -76,6 +82,9 @@ class Swarm:
         self._owns_otel = False
         self.run_id: str | None = None
         self._scheduler: Scheduler | None = None
+        self.events = EventBus()
+        """Every task's events (`swarm.events`), from every scheduler this swarm starts:
+        `async with swarm.events.subscribe() as events: async for event in events: ...`."""
 
     async def __aenter__(self) -> Swarm:
         await self.start()
@@ -124,6 +133,8 @@ class Swarm:
             llm=self.llm,
             services=self.services,
             run_id=self.run_id,
+            events=self.events,
+            approvals=self.store,
             **self.options,
         )
         await self._scheduler.start()
@@ -160,6 +171,29 @@ class Swarm:
     async def run(self, task: Task | str, **fields: Any) -> Result:
         return await self.scheduler.run(task, **fields)
 
+    async def stream(self, task: Task | str, **fields: Any) -> AsyncIterator[Event]:
+        """Submit `task` (a `Task`, or its text plus Task fields or `timeout=`) and yield its
+        events and those of the tasks it delegates to, as they happen; the last is the task's
+        own `done` (its data: status, agent, output, error).
+
+        Subscribes before submitting, so nothing is missed. A consumer that stops early leaves
+        the task running (cancel it with `swarm.cancel(event.task_id)`). A consumer more than
+        `events.max_buffer` events behind loses the oldest (never the scheduler's time).
+        """
+        scheduler = self.scheduler
+        timeout = fields.pop("timeout", None)
+        if isinstance(task, str):
+            task = Task(text=task, **fields)
+        elif fields:
+            task = task.model_copy(update=fields)
+        async with self.events.subscribe(task.id) as events:
+            if timeout is None:
+                await scheduler.submit(task)
+            else:
+                await scheduler.submit(task, timeout=timeout)
+            async for event in events:
+                yield event
+
     async def run_many(self, texts: Iterable[Task | str], **fields: Any) -> list[Result]:
         handles = [await self.submit(t, **fields) for t in texts]
         return [await h for h in handles]
@@ -195,6 +229,38 @@ class Swarm:
             note=note,
             agents=self.registry.names,
         )
+
+    async def approve(
+        self,
+        approval_id: str,
+        approve: bool = True,
+        *,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Approve (or with `approve=False`, deny) a waiting approval; returns its decided row
+        ({"id", "task_id", "question", "details", "status", "decided_by", "note", ...}).
+
+        `approval_id` may be the end or the start of the id. The task that waits on it goes on at
+        once when it runs in this swarm, else within a poll of the process that runs it. A
+        decision is final: `ApprovalDecided` for an approval not waiting (any more);
+        `TaskNotFound` for an unknown id."""
+        return await self._desk().decide(approval_id, approve, by=by, note=note)
+
+    async def approvals(self, status: str | None = "waiting") -> list[dict[str, Any]]:
+        """Approval rows, oldest first: the waiting ones, those with another `status`
+        (approved, denied, expired, cancelled), or all (None)."""
+        self._desk()
+        assert self.store is not None
+        return await asyncio.to_thread(self.store.approvals, status)
+
+    def _desk(self) -> ApprovalDesk:
+        """The scheduler's approval desk; `ConfigError` without a trace store or before start."""
+        if self._db is None:
+            raise ConfigError("this swarm keeps no trace store (db=None): it has no approvals")
+        desk = self.scheduler.approvals
+        assert desk is not None
+        return desk
 
     def _load_router(self) -> RouterLike:
         from swarm.router import load_serving_router  # lazy: torch and the encoder are heavy

@@ -19,9 +19,17 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from swarm.models import Decision, Result, TaskStatus
+from swarm.models import Decision, Result, TaskStatus, short_id
 
-__all__ = ["Column", "DecisionView", "FittedTable", "ResultView", "TaskTree", "progress_bars"]
+__all__ = [
+    "ApprovalsTable",
+    "Column",
+    "DecisionView",
+    "FittedTable",
+    "ResultView",
+    "TaskTree",
+    "progress_bars",
+]
 
 _STATUS_STYLE = {
     "done": "green",
@@ -30,6 +38,10 @@ _STATUS_STYLE = {
     "rejected": "magenta",
     "queued": "cyan",
     "running": "blue",
+    "waiting": "bold yellow",
+    "approved": "green",
+    "denied": "red",
+    "expired": "grey50",
 }
 
 
@@ -306,3 +318,50 @@ class FittedTable:
 
 def _text(value: str | Text) -> Text:
     return value.copy() if isinstance(value, Text) else Text(value)
+
+
+class ApprovalsTable:
+    """Approvals (`TraceStore.approvals`): the short id people type (`/approve ID`, `swarm
+    approve ID`), the task, the question, and who decided what (or since when it waits)."""
+
+    COLUMNS = (
+        Column("approval", keep=9),
+        Column("status", keep=8),
+        Column("question", keep=7, wrap=True),
+        Column("task", keep=5),
+        Column("agent", keep=3, fold_into="question"),
+        Column("asked / decided", keep=2, fold_into="question"),
+    )
+
+    def __init__(self, approvals: Iterable[Mapping[str, Any]], title: str = "approvals") -> None:
+        self.approvals = list(approvals)
+        self.title = title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.approvals:
+            yield Text("no approvals", style="grey50")
+            return
+        rows = []
+        for a in self.approvals:
+            if a["status"] == "waiting":
+                expires = a.get("expires_at")
+                when = f"asked {_when(a['created_at'])}"
+                if expires is not None:
+                    # Past it, nobody runs the task now: it expires when it is resumed.
+                    ran_out = expires <= dt.datetime.now().timestamp()
+                    when += f", {'ran out' if ran_out else 'expires'} {_when(expires)}"
+            else:
+                by = f" by {a['decided_by']}" if a.get("decided_by") else ""
+                note = f": {a['note']}" if a.get("note") else ""
+                when = f"{a['status']}{by} {_when(a.get('decided_at'))}{note}"
+            rows.append(
+                {
+                    "approval": short_id(a["id"]),
+                    "status": _status(a["status"]),
+                    "question": a["question"],
+                    "task": short_id(a["task_id"]),
+                    "agent": a.get("agent") or "-",
+                    "asked / decided": when,
+                }
+            )
+        yield FittedTable(self.title, self.COLUMNS, rows)

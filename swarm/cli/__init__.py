@@ -154,10 +154,12 @@ def run(
 
     store_error: list[StoreError] = []
 
+    from swarm.cli.approvals import tell_waiting
+
     async def go() -> list[Any]:
         results: list[Any] = []
         try:
-            async with swarm:
+            async with swarm, tell_waiting(swarm, db):
                 handles = [await swarm.submit(t, agent=forced, session=session) for t in items]
                 results = [await h for h in handles]
         except StoreError as exc:  # the tasks ran; their trace is incomplete: show both
@@ -269,7 +271,8 @@ def resume(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Run again every task a killed process left queued or running (finished ones never rerun).
+    """Run again every task a killed process left queued, running or waiting for a person
+    (finished ones never rerun); a waiting one waits again for its decision (`swarm approve`).
 
     Tasks leased to a live process (a `swarm run`, a `swarm worker`) are left to it: run twice,
     their side effects would happen twice. It says whose (worker, pid and host, lease left);
@@ -278,6 +281,7 @@ def resume(
     import asyncio
 
     from swarm.agents import AgentRegistry
+    from swarm.cli.approvals import tell_waiting
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
     from swarm.trace import TraceStore
@@ -359,7 +363,7 @@ def resume(
             )
 
             async def go(swarm: Swarm = swarm, tasks: list[dict[str, Any]] = tasks) -> list[Any]:
-                async with swarm:
+                async with swarm, tell_waiting(swarm, db):
                     handles = []
                     for r in tasks:
                         task = Task(
@@ -398,6 +402,8 @@ def resume(
 
 
 LAZY = {
+    "approvals": "swarm.cli.approvals:approvals",
+    "approve": "swarm.cli.approvals:approve",
     "console": "swarm.cli.console_command:console_command",
     "demo": "swarm.cli.demo:demo",
     "diff": "swarm.cli.scenarios:diff",
@@ -405,6 +411,7 @@ LAZY = {
     "mcp": "swarm.cli.mcp:mcp",
     "replay": "swarm.cli.scenarios:replay",
     "router": "swarm.cli.router:router",
+    "serve": "swarm.cli.serve:serve",
     "submit": "swarm.cli.worker:submit",
     "test": "swarm.cli.scenarios:test",
     "usage": "swarm.cli.usage:usage",

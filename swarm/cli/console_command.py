@@ -58,7 +58,7 @@ def console_command(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from swarm.console import ConsoleSession
-    from swarm.console.live import ObservedStore
+    from swarm.trace import TraceStore
 
     out = make_console()
     importable_cwd()
@@ -66,7 +66,7 @@ def console_command(
     registry = registry_for(agents_spec)
     with out.status("loading the router…"):
         router = load_router(router_spec, registry, models_dir, out)
-    store = ObservedStore(db)
+    store = TraceStore(db)
     try:
         ConsoleSession(
             registry=registry,

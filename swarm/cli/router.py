@@ -416,21 +416,15 @@ def _train_from_feedback(
 @MODELS_OPTION
 def use(version: str, models_dir: str) -> None:
     """Make VERSION the serving router (roll back, or promote a version kept beside)."""
-    from swarm.router import current_version, list_versions, set_current
+    from swarm.router import current_version, set_current
+    from swarm.router.artifacts import find_version
 
-    versions = list_versions(models_dir)
-    matches = [v for v in versions if v == version] or [
-        v for v in versions if v.startswith(version)
-    ]
-    if len(matches) != 1:
-        known = ", ".join(versions[-5:]) or "none"
-        what = "is ambiguous" if matches else "is not a version"
-        raise DataError(f"{version!r} {what} in {models_dir} (latest: {known})")
+    found = find_version(models_dir, version)
     previous = current_version(models_dir)
-    set_current(models_dir, matches[0])
+    set_current(models_dir, found)
     undo = f"; undo with `swarm router use {previous}`" if previous else ""
     make_console().print(
-        f"[green]router {matches[0]} now serves[/green] (was {previous or 'none'}){undo}"
+        f"[green]router {found} now serves[/green] (was {previous or 'none'}){undo}"
     )
 
 
@@ -443,40 +437,16 @@ def versions(models_dir: str, as_json: bool) -> None:
     from pathlib import Path
 
     from swarm.router import current_version, list_versions
-    from swarm.router.artifacts import read_manifest
+    from swarm.router.artifacts import describe_version, read_manifest
 
     serving = current_version(models_dir)
     manifests = [read_manifest(Path(models_dir) / v) for v in list_versions(models_dir)]
     # Oldest first, in the order they were saved (a child after its parent).
-    rows = [_version_row(m, serving) for m in manifests]
+    rows = [describe_version(m, serving) for m in manifests]
     if as_json:
         _json_line({"serving": serving, "versions": rows})
         return
     make_console().print(_versions_table(rows))
-
-
-def _version_row(m: dict[str, Any], serving: str | None) -> dict[str, Any]:
-    """One version as `router versions` shows it: each figure with what it was measured on."""
-    promotion = m.get("promotion") or None
-    metrics = m.get("metrics") or {}
-    row: dict[str, Any] = {
-        "version": m["version"],
-        "serving": m["version"] == serving,
-        "created_at": m.get("created_at"),
-        "agents": m.get("agents", []),
-        "parent": m.get("parent"),
-        "compared_with": m.get("compared_with"),
-        "promotion": promotion,
-        "metrics": metrics,
-    }
-    if promotion is not None and promotion.get("after"):
-        row["accuracy"] = promotion["after"]["accuracy"]
-        row["measured_on"] = promotion.get("held_out") or {"name": "held-out set"}
-    elif "heldout_accuracy" in metrics:
-        row["accuracy"] = metrics["heldout_accuracy"]
-        size = int(metrics.get("heldout_examples", 0))
-        row["measured_on"] = {"name": "out-of-fold training examples", "size": size}
-    return row
 
 
 def _versions_table(rows: list[dict[str, Any]]) -> Any:

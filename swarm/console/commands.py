@@ -12,6 +12,9 @@ from swarm.feedback import OUT_OF_SCOPE
 __all__ = ["COMMANDS", "Command", "Parsed", "UsageProblem", "parse"]
 
 
+_NOTE_WORDS = 100  # /approve ID and a note, quoted or not
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -37,6 +40,15 @@ COMMANDS: tuple[Command, ...] = (
         1,
     ),
     Command("retrain", "/retrain", "train a new router with the feedback; switch if not worse"),
+    Command("approvals", "/approvals", "the approvals waiting for a person"),
+    Command(
+        "approve",
+        "/approve ID [NOTE]",
+        "approve a waiting approval; a request of this session that waited goes on",
+        1,
+        _NOTE_WORDS,
+    ),
+    Command("deny", "/deny ID [NOTE]", "deny a waiting approval", 1, _NOTE_WORDS),
     Command("history", "/history", "this session's requests"),
     Command("quit", "/quit", "leave (Ctrl-D works too)", aliases=("exit", "q")),
 )

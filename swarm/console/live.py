@@ -1,5 +1,6 @@
-"""What the console shows while a request runs: the trace store's writes, observed as they happen,
-turned into event lines (routing, child tasks, handoffs, tools) and a spinner per working agent.
+"""What the console shows while a request runs: the request's events (`swarm.events`, the ones
+`Swarm.stream` and `swarm serve` give), turned into event lines (routing, child tasks, handoffs,
+tools) and a spinner per working agent with the tail of its streamed answer.
 """
 
 from __future__ import annotations
@@ -13,52 +14,13 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.spinner import Spinner
 from rich.text import Text
 
-from swarm.context import Span
-from swarm.models import Decision, Result, Task, short_id
-from swarm.trace import TraceStore
+from swarm.events import Event
+from swarm.models import Decision, Task, short_id
 
-__all__ = ["ObservedStore", "RequestStatus"]
+__all__ = ["RequestStatus", "decision_from_event"]
 
-
-class ObservedStore(TraceStore):
-    """A `TraceStore` that also tells a listener about each write.
-
-    The scheduler writes every step to its store on the event loop, so observing those writes
-    shows a request's progress without the scheduler knowing about the console.
-    """
-
-    listener: Any = None
-
-    def task_queued(self, task: Task, *, resumed: bool = False) -> None:
-        super().task_queued(task, resumed=resumed)
-        self._tell("queued", task)
-
-    def task_started(self, task_id: str, agent: str, attempt: int) -> None:
-        super().task_started(task_id, agent, attempt)
-        self._tell("started", task_id, agent, attempt)
-
-    def task_finished(self, result: Result) -> None:
-        super().task_finished(result)
-        self._tell("finished", result)
-
-    def record_decision(self, task_id: str, decision: Decision) -> None:
-        super().record_decision(task_id, decision)
-        self._tell("decided", task_id, decision)
-
-    def record_span(self, span: Span) -> None:
-        super().record_span(span)
-        self._tell("span", span)
-
-    def _tell(self, event: str, *args: Any) -> None:
-        listener = self.listener
-        if listener is not None:
-            # A broken view must never lose a trace row or fail a task.
-            try:
-                getattr(listener, event)(*args)
-            except Exception:  # pragma: no cover - defensive
-                import logging
-
-                logging.getLogger("swarm.console").exception("console listener failed")
+TOKEN_TAIL = 60
+"""Characters of an agent's streamed answer shown beside its spinner."""
 
 
 @dataclass
@@ -71,19 +33,33 @@ class _Node:
     state: str = "queued"
     started: float | None = None
     spinner: Spinner = field(default_factory=lambda: Spinner("dots"))
-    runs: dict[str, int] = field(default_factory=dict)
+    tokens: str = ""  # the tail of the answer being streamed
 
 
 def _short_id(task_id: str) -> str:
     return short_id(task_id)  # a suffix `/trace` resolves
 
 
+def decision_from_event(data: dict[str, Any]) -> Decision:
+    """The `Decision` a `routed` event's data describes."""
+    return Decision(
+        agent=data["agent"],
+        confidence=data["confidence"],
+        candidates=tuple((agent, p) for agent, p in data.get("candidates") or ()),
+        version=data.get("version", ""),
+        latency_ms=data.get("latency_ms", 0.0),
+        status=data["status"],
+        second_opinion=data.get("second_opinion"),
+        rule=data.get("rule", ""),
+    )
+
+
 class RequestStatus:
     """The live state of one request and its child tasks.
 
-    The store's listener: each write becomes an event line (`emit`, printed above the live
-    region) and updates the spinners this object renders. `on_decision` receives the root's
-    routing decision the moment it is made.
+    `handle(event)` takes the request's events (a subscription to the root task's tree): each
+    becomes an event line (`emit`, printed above the live region) and updates the spinners this
+    object renders. `on_decision` receives the root's routing decision the moment it is made.
     """
 
     def __init__(
@@ -104,81 +80,81 @@ class RequestStatus:
         self.events: list[str] = []
         """Every event line, in order (tests and `/trace` readers like plain text)."""
 
-    # ---- listener (called by ObservedStore on the event loop) ---------------------------------
+    def handle(self, event: Event) -> None:
+        """Take one event of the request's tree (others are ignored)."""
+        data = event.data
+        if event.kind == "queued":
+            self._queued(event.task_id, data["text"], event.parent_id)
+            return
+        node = self.nodes.get(event.task_id)
+        if node is None:
+            return
+        match event.kind:
+            case "routed":
+                self._routed(node, data)
+            case "started":
+                node.agent, node.state, node.started = data["agent"], "running", self.clock()
+                node.tokens = ""
+                if data["attempt"] > 1:  # the same agent again: a retry
+                    attempt = f"{node.agent}: attempt {data['attempt']}"
+                    self._line(node.depth, ("⟳ ", "yellow"), attempt)
+            case "span" if data["kind"] in ("tool", "llm"):
+                took = data["duration_ms"]
+                status = "" if data["status"] == "ok" else f" {data['status']}"
+                self._line(
+                    node.depth,
+                    ("· ", "grey50"),
+                    f"{data['kind']} {data['name']}",
+                    (f" {took:.0f} ms{status}" if took is not None else status, "grey50"),
+                )
+            case "handoff":
+                node.agent, node.state = data["to"], "queued"
+                self._line(
+                    node.depth,
+                    ("⇢ ", "magenta"),
+                    f"handoff {data['from']} → {data['to']}",
+                    (f"  {data['reason']}" if data.get("reason") else "", "grey50"),
+                )
+            case "token":
+                node.tokens = (node.tokens + data["text"])[-TOKEN_TAIL:]
+            case "waiting":  # the session prints the question (`WaitingNote`) as it parks
+                node.state = "waiting"
+            case "approved" | "denied":
+                node.state = "running"
+            case "done":
+                self._done(node, data)
 
-    def queued(self, task: Task) -> None:
-        if task.id == self.root:
-            self.nodes[task.id] = _Node(task.id, task.text, None, 0)
-        elif task.parent in self.nodes:
-            parent = self.nodes[task.parent]
-            self.nodes[task.id] = _Node(task.id, task.text, task.parent, parent.depth + 1)
+    def _queued(self, task_id: str, text: str, parent_id: str | None) -> None:
+        if task_id == self.root:
+            self.nodes[task_id] = _Node(task_id, text, None, 0)
+        elif parent_id in self.nodes:
+            parent = self.nodes[parent_id]
+            self.nodes[task_id] = _Node(task_id, text, parent_id, parent.depth + 1)
             self._line(
                 parent.depth + 1,
                 ("↳ ", "cyan"),
                 f"{parent.agent or 'task'} delegates ",
-                (f"“{task.text}”", "italic"),
-                (f"  child {_short_id(task.id)}", "grey50"),
+                (f"“{text}”", "italic"),
+                (f"  child {_short_id(task_id)}", "grey50"),
             )
 
-    def decided(self, task_id: str, decision: Decision) -> None:
-        node = self.nodes.get(task_id)
-        if node is None:
-            return
-        if task_id == self.root:
+    def _routed(self, node: _Node, data: dict[str, Any]) -> None:
+        if node.id == self.root:
             self.routed = True
             if self.on_decision is not None:
-                self.on_decision(decision)
+                self.on_decision(decision_from_event(data))
             return
-        self._line(node.depth, ("  route ", "bold"), decision.reason)
+        self._line(node.depth, ("  route ", "bold"), data["reason"])
 
-    def started(self, task_id: str, agent: str, attempt: int) -> None:
-        node = self.nodes.get(task_id)
-        if node is None:
-            return
-        node.agent, node.state, node.started = agent, "running", self.clock()
-        # `attempt` counts every agent's attempts on the task; a retry is the same agent again.
-        node.runs[agent] = node.runs.get(agent, 0) + 1
-        if node.runs[agent] > 1:
-            self._line(node.depth, ("⟳ ", "yellow"), f"{agent}: attempt {node.runs[agent]}")
-
-    def span(self, span: Span) -> None:
-        node = self.nodes.get(span.task_id)
-        if node is None:
-            return
-        if span.kind == "agent" and span.name.startswith("handoff:"):
-            source = span.attributes.get("source", "?")
-            target = span.attributes.get("target", "?")
-            reason = span.attributes.get("reason") or ""
-            node.agent, node.state = target, "queued"
+    def _done(self, node: _Node, data: dict[str, Any]) -> None:
+        node.state = data["status"]
+        if node.id != self.root:
+            ok = data["status"] == "done"
+            detail = "" if ok else f": {data['error']}"
             self._line(
                 node.depth,
-                ("⇢ ", "magenta"),
-                f"handoff {source} → {target}",
-                (f"  {reason}" if reason else "", "grey50"),
-            )
-        elif span.kind in ("tool", "llm"):
-            took = span.duration_ms
-            status = "" if span.status == "ok" else f" {span.status}"
-            self._line(
-                node.depth,
-                ("· ", "grey50"),
-                f"{span.kind} {span.name}",
-                (f" {took:.0f} ms{status}" if took is not None else status, "grey50"),
-            )
-
-    def finished(self, result: Result) -> None:
-        node = self.nodes.get(result.task_id)
-        if node is None:
-            return
-        node.state = result.status.value
-        if result.task_id != self.root:
-            style = "green" if result.ok else "red"
-            detail = "" if result.ok else f": {result.error}"
-            self._line(
-                node.depth,
-                ("✓ " if result.ok else "✗ ", style),
-                f"child {_short_id(result.task_id)} {result.status.value} "
-                f"by {result.agent or '-'}{detail}",
+                ("✓ " if ok else "✗ ", "green" if ok else "red"),
+                f"child {_short_id(node.id)} {data['status']} by {data['agent'] or '-'}{detail}",
             )
 
     # ---- rendering ---------------------------------------------------------------------------
@@ -200,8 +176,20 @@ class RequestStatus:
                     f" working on “{node.text}”",
                     (f"  {took:.1f}s", "grey50"),
                 )
+                if node.tokens:
+                    tail = " ".join(node.tokens.split())  # one line, whatever the model wrote
+                    label.append(f"  {tail}", style="italic grey50")
                 node.spinner.text = label
                 lines.append(node.spinner)
+            elif node.state == "waiting":
+                lines.append(
+                    Text.assemble(
+                        "  " * node.depth,
+                        ("⏸ ", "yellow"),
+                        (node.agent or "?", "bold"),
+                        " waits for a person",
+                    )
+                )
         if not lines:
             waiting = "waiting for an agent…" if self.routed else "routing…"
             self._waiting.text = Text(waiting, style="grey50")

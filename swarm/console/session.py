@@ -19,14 +19,23 @@ from rich.live import Live
 from rich.text import Text
 
 from swarm.console.commands import Parsed, UsageProblem, parse
-from swarm.console.live import ObservedStore, RequestStatus
-from swarm.console.views import AgentsTable, HelpView, HistoryTable, RoutingNote, Welcome
+from swarm.console.live import RequestStatus
+from swarm.console.views import (
+    AgentsTable,
+    HelpView,
+    HistoryTable,
+    RoutingNote,
+    WaitingNote,
+    Welcome,
+)
 from swarm.errors import ConfigError, SwarmError, TaskNotFound
+from swarm.events import Event, Subscription
 from swarm.feedback import OUT_OF_SCOPE, check_agent_name, record_feedback
-from swarm.models import Decision, Result, Task, new_id
+from swarm.models import Decision, Result, Task, new_id, short_id
 from swarm.paths import DEFAULT_MODELS_DIR
 from swarm.swarm import Swarm
-from swarm.views import DecisionView, ResultView, TaskTree
+from swarm.trace import TraceStore
+from swarm.views import ApprovalsTable, DecisionView, ResultView, TaskTree
 
 if TYPE_CHECKING:
     from swarm.router.learn import LearnOutcome
@@ -58,7 +67,7 @@ class ConsoleSession:
         *,
         registry: Any,
         router: Any,
-        store: ObservedStore,
+        store: TraceStore,
         console: Console,
         agents_spec: str | None = None,
         router_spec: str = "auto",
@@ -88,6 +97,8 @@ class ConsoleSession:
         )
         self.last: LastRequest | None = None
         self.last_task: str | None = None
+        self.parked: dict[str, _Parked] = {}
+        """Requests of this session waiting for a person, by approval id: `/approve` resumes."""
         self._runner: asyncio.Runner | None = None
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -104,6 +115,7 @@ class ConsoleSession:
                     self.history_file,
                 )
             )
+            runner.run(self._announce_waiting())
             try:
                 while True:
                     try:
@@ -174,7 +186,6 @@ class ConsoleSession:
         """Route and run `text` (or send it to `agent`), showing the decision at once, live
         status while agents work, then the result. Ctrl-C cancels it and its children."""
         task = Task(text=text, session=self.session_id, agent=agent)
-        live: Live | None = None
 
         def emit(renderable: RenderableType) -> None:
             self.console.print(renderable)
@@ -189,13 +200,28 @@ class ConsoleSession:
                 self.last = LastRequest(task.id, text, d)
 
         status = RequestStatus(task, emit, on_decision)
-        self.store.listener = status
         if agent is None:
             self.last = LastRequest(task.id, text, None)
         self.last_task = task.id
+        # Subscribed before it is queued: nothing is missed, a question to a person included.
+        events = self.swarm.events.subscribe(task.id)
+        try:
+            handle = await self.swarm.submit(task)
+        except BaseException:
+            events.close()
+            raise
+        return await self._follow(
+            _Parked(handle, status, events, asyncio.ensure_future(_wait(handle)))
+        )
+
+    async def _follow(self, parked: _Parked) -> Result | None:
+        """Show a request's progress (its events, in its live view) until its result, or until
+        it waits for a person: then the prompt comes back (`/approve ID` or `/deny ID` carries
+        on with it)."""
+        handle, status, waiter, events = parked.handle, parked.status, parked.waiter, parked.events
         loop = asyncio.get_running_loop()
-        handle = await self.swarm.submit(task)
-        waiter = asyncio.ensure_future(_wait(handle))
+        asked = asyncio.ensure_future(_feed(events, status, until_asked=True))
+        question: Event | None = None
         presses = 0
 
         def on_sigint() -> None:
@@ -211,11 +237,25 @@ class ConsoleSession:
         try:
             live = Live(status, console=self.console, refresh_per_second=10, transient=True)
             with live:
-                await asyncio.wait({waiter})
+                both: list[asyncio.Future[Any]] = [waiter, asked]
+                await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+                if asked.done() and not waiter.done():
+                    question = asked.result()  # None: its events ended, its result is on its way
+                if question is None:
+                    await asyncio.wait({waiter})
+                    # The root's `done` came before its result: every event is in the buffer.
+                    events.close()
+                    await asked
+                    await _feed(events, status, until_asked=False)
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
-            self.store.listener = None
+            if not asked.done():
+                asked.cancel()
+        if question is not None:
+            self.parked[question.data["approval_id"]] = parked
+            self.console.print(WaitingNote(question.data, status.nodes.get(question.task_id)))
+            return None
         if waiter.cancelled():
             self.console.print(
                 Text("stopped waiting; the task may still be winding down", "yellow")
@@ -226,6 +266,16 @@ class ConsoleSession:
             self.console.print(Text("cancelled (with its child tasks)", style="yellow"))
         self.console.print(ResultView(result))
         return result
+
+    async def _announce_waiting(self) -> None:
+        waiting = await asyncio.to_thread(self.store.approvals, "waiting")
+        if waiting:
+            self.console.print(
+                Text(
+                    f"{len(waiting)} approval(s) wait for a person: /approvals lists them",
+                    style="yellow",
+                )
+            )
 
     # ---- commands ----------------------------------------------------------------------------
 
@@ -257,6 +307,31 @@ class ConsoleSession:
         except TaskNotFound as exc:  # none, or several (it lists them)
             raise UsageProblem(f"{exc}; /history lists this session's") from None
         self.console.print(TaskTree(tree))
+
+    async def cmd_approvals(self) -> None:
+        rows = await self.swarm.approvals("waiting")
+        self.console.print(ApprovalsTable(rows, title="approvals waiting for a person"))
+
+    async def cmd_approve(self, approval_id: str, *note: str) -> None:
+        await self._decide(approval_id, True, note)
+
+    async def cmd_deny(self, approval_id: str, *note: str) -> None:
+        await self._decide(approval_id, False, note)
+
+    async def _decide(self, approval_id: str, approve: bool, note: tuple[str, ...]) -> None:
+        try:
+            row = await self.swarm.approve(
+                approval_id, approve, by="console", note=" ".join(note) or None
+            )
+        except TaskNotFound as exc:
+            raise UsageProblem(f"{exc}; /approvals lists the waiting ones") from None
+        style = "green" if row["status"] == "approved" else "red"
+        self.console.print(
+            Text.assemble((row["status"], style), f" {short_id(row['id'])}: {row['question']}")
+        )
+        parked = self.parked.pop(row["id"], None)
+        if parked is not None:  # a request of this session: watch it go on
+            await self._follow(parked)
 
     def _last_routed(self) -> LastRequest:
         if self.last is None:
@@ -398,9 +473,32 @@ class ConsoleSession:
             self.swarm.scheduler.router = outcome.router
 
 
+async def _feed(events: Subscription, status: RequestStatus, *, until_asked: bool) -> Event | None:
+    """Feed the request's events to its live view until its subscription ends (None) or, with
+    `until_asked`, until the request (or a child task) asks a person: that `waiting` event."""
+    async for event in events:
+        try:
+            status.handle(event)
+        except Exception:  # a broken view must never fail or hang a request
+            log.exception("the console's live view failed on a %s event", event.kind)
+        if until_asked and event.kind == "waiting":
+            return event
+    return None
+
+
 async def _wait(handle: Any) -> Result:
     result: Result = await handle
     return result
+
+
+@dataclass
+class _Parked:
+    """A request being followed: its handle, its live view, its events, the wait for its end."""
+
+    handle: Any
+    status: RequestStatus
+    events: Subscription
+    waiter: asyncio.Future[Result]
 
 
 def _add_sigint(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:

@@ -14,10 +14,18 @@ from rich.table import Table
 from rich.text import Text
 
 from swarm.console.commands import COMMANDS
-from swarm.models import Decision
+from swarm.models import Decision, short_id
 from swarm.views import Column, FittedTable, _short, _status
 
-__all__ = ["AgentsTable", "HelpView", "HistoryTable", "RetrainView", "RoutingNote", "Welcome"]
+__all__ = [
+    "AgentsTable",
+    "HelpView",
+    "HistoryTable",
+    "RetrainView",
+    "RoutingNote",
+    "WaitingNote",
+    "Welcome",
+]
 
 
 class Welcome:
@@ -37,6 +45,27 @@ class Welcome:
         yield Text(
             "Type a request, or /help for the commands. Ctrl-C cancels a request, Ctrl-D leaves.",
             style="grey50",
+        )
+
+
+class WaitingNote:
+    """A request that waits for a person: the question, and how to answer it."""
+
+    def __init__(self, data: dict[str, Any], node: Any = None) -> None:
+        self.data, self.node = data, node
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        ref = short_id(self.data["approval_id"])
+        who = self.data.get("agent") or (self.node.agent if self.node is not None else None)
+        yield Text.assemble(
+            ("⏸ ", "bold yellow"),
+            (f"{who or 'the agent'} asks: ", "bold"),
+            self.data["question"],
+        )
+        yield Text(
+            f"  approval {ref}: /approve {ref} or /deny {ref} (a note may follow); the prompt is "
+            "yours meanwhile",
+            style="yellow",
         )
 
 

@@ -52,6 +52,9 @@ class LLMAgent(Agent):
     max_tokens: int | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    stream: bool = False
+    """Ask for streamed answers: each text chunk is then a `token` event of the task
+    (`Swarm.stream`, `swarm serve`); the result is the same."""
     llm: Any = None
 
     def messages(self, task: Task) -> list[Message]:
@@ -80,15 +83,18 @@ class LLMAgent(Agent):
         messages = self.messages(task)
         choice = self.tool_choice
         for step in range(self.max_steps):
-            response = await llm.chat(
-                messages,
-                model=self.model,
-                tools=list(tools.values()) or None,
-                tool_choice=choice if tools else None,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                response_format=self.response_format,
-            )
+            options: dict[str, Any] = {
+                "model": self.model,
+                "tools": list(tools.values()) or None,
+                "tool_choice": choice if tools else None,
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+                "response_format": self.response_format,
+            }
+            if self.stream:
+                response = await llm.stream(messages, **options).collect()
+            else:
+                response = await llm.chat(messages, **options)
             choice = None
             calls = [
                 call if call.id else call.model_copy(update={"id": f"call_{step}_{i}"})

@@ -15,8 +15,8 @@ from swarm.errors import ConfigError
 from swarm.llm.backend import LLMBackend, assemble_stream
 from swarm.llm.config import EndpointConfig
 from swarm.llm.http import HTTPBackend
-from swarm.llm.redaction import redact, redact_exception
-from swarm.llm.replay import request_hash
+from swarm.llm.redaction import StreamRedactor, redact, redact_exception
+from swarm.llm.replay import ResumeBackend, request_hash
 from swarm.llm.routed import RoutedBackend
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse, Message
 
@@ -27,6 +27,7 @@ __all__ = ["LLM", "ChatStream", "redact"]
 
 MessageLike = Message | Mapping[str, Any] | str
 """A `Message`, its dict form, or a bare string (a user message)."""
+
 
 class LLM:
     """The client agents use.
@@ -71,7 +72,13 @@ class LLM:
         return cls(HTTPBackend(EndpointConfig.from_env(environ)))
 
     def bind(self, ctx: Context) -> LLM:
-        """A view that shares this client's backend and records each call in `ctx`'s trace."""
+        """A view that shares this client's backend and records each call in `ctx`'s trace.
+
+        For a task resumed after an approval, calls its earlier run recorded are answered from
+        the trace first (`ResumeBackend`)."""
+        if ctx.replay is not None and ctx.replay.llm_spans:
+            resumed = ResumeBackend(ctx.replay.llm_spans, self.backend)
+            return LLM(resumed, model=self.model, ctx=ctx)
         return LLM(self.backend, model=self.model, ctx=ctx)
 
     async def aclose(self) -> None:
@@ -185,7 +192,8 @@ class ChatStream:
     """A streamed completion, an async iterator of `ChatChunk`.
 
     Use it in `async with` so an early `break` closes the connection at once; iterating to the
-    end closes it too. After the end, `response` holds the assembled `ChatResponse`.
+    end closes it too. After the end, `response` holds the assembled `ChatResponse`. Bound to a
+    task (`ctx.llm.stream(...)`), each text chunk is also a `token` event of that task.
     """
 
     def __init__(self, llm: LLM, request: ChatRequest, timeout: float | None) -> None:
@@ -198,6 +206,7 @@ class ChatStream:
         self._started = 0.0
         self._first: float | None = None
         self._closed = False
+        self._redactor: StreamRedactor | None = None
 
     @property
     def text(self) -> str:
@@ -216,6 +225,7 @@ class ChatStream:
         try:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
+            self._publish("", last=True)
             self.response = ChatResponse.from_raw(assemble_stream(self._raw))
             await self._finish(None, complete=True)
             raise
@@ -226,7 +236,23 @@ class ChatStream:
         if self._first is None:
             self._first = time.perf_counter()
         self._raw.append(chunk.model_dump(mode="json", exclude_none=True))
+        if chunk.delta:
+            self._publish(chunk.delta)
         return chunk
+
+    def _publish(self, text: str, *, last: bool = False) -> None:
+        """The text as a `token` event of the bound task, when anyone listens; secrets scrubbed,
+        even one split over two chunks (the tail that could start one waits for the next)."""
+        ctx = self._llm.ctx
+        if ctx is None or ctx.events is None or not ctx.events.active:
+            return
+        if self._redactor is None:
+            self._redactor = StreamRedactor(self._llm.secrets)
+        shown = self._redactor.feed(0, text) if text else ""
+        if last:
+            shown += self._redactor.flush(0)
+        if shown:
+            ctx.publish("token", {"text": shown})
 
     async def collect(self) -> ChatResponse:
         """Read to the end; the assembled response."""

@@ -16,7 +16,7 @@ from swarm.failure import exception_record, rebuild_exception
 from swarm.llm.backend import Backend, assemble_stream, canonical_json, chunks_from_response
 from swarm.llm.types import ChatChunk, ChatRequest, ChatResponse
 
-__all__ = ["RecordingBackend", "ReplayBackend", "request_hash"]
+__all__ = ["RecordingBackend", "ReplayBackend", "ResumeBackend", "request_hash"]
 
 # Transport and delivery settings are left out of the hash: the same question asked with another
 # timeout, streamed or not, or of another endpoint, has the same recorded answer.
@@ -229,9 +229,7 @@ class RecordingBackend(Backend):
         return {k: v for k, v in out.items() if v}
 
     def replay(self) -> ReplayBackend:
-        return ReplayBackend(
-            {}, outcomes=_copy(dict(self._outcomes)), models=[self.default_model]
-        )
+        return ReplayBackend({}, outcomes=_copy(dict(self._outcomes)), models=[self.default_model])
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -248,3 +246,51 @@ def _first_message(request: ChatRequest) -> str:
 def _copy(raw: Any) -> Any:
     # Callers may mutate what they get; recordings must stay as recorded.
     return copy.deepcopy(raw)
+
+
+class ResumeBackend(Backend):
+    """For a task resumed after an approval (`ctx.replay`): each LLM call its earlier run made is
+    answered from that run's recording (as `ReplayBackend` would), once and in order per request;
+    a call with no recording left goes to the `live` backend.
+
+    The client's `bind` uses it when the context carries recorded `llm` spans. Closing it leaves
+    the live backend to its owner.
+    """
+
+    def __init__(self, spans: Iterable[Any], live: Any) -> None:
+        self._recorded = ReplayBackend.from_spans(spans)
+        self._left = {key: len(tape.outcomes) for key, tape in self._recorded._tapes.items()}
+        self.live = live
+        self.name = live.name
+        self.default_model = getattr(live, "default_model", "default")
+        self.secrets = tuple(getattr(live, "secrets", ()))
+        self.served = 0
+
+    def _from_recording(self, request: ChatRequest) -> bool:
+        key = request_hash(request)
+        left = self._left.get(key, 0)
+        if left:
+            self._left[key] = left - 1
+            self.served += 1
+        return bool(left)
+
+    async def complete(
+        self, request: ChatRequest, *, attempt_timeout: float | None = None
+    ) -> ChatResponse:
+        source = self._recorded if self._from_recording(request) else self.live
+        return await source.complete(request, attempt_timeout=attempt_timeout)  # type: ignore[no-any-return]
+
+    async def stream(
+        self, request: ChatRequest, *, attempt_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
+        source = self._recorded if self._from_recording(request) else self.live
+        chunks = source.stream(request, attempt_timeout=attempt_timeout)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[union-attr]
+
+    def endpoint(self, request: ChatRequest) -> str:
+        where = getattr(self.live, "endpoint", None)
+        return where(request) if callable(where) else self.name

@@ -37,6 +37,8 @@ __all__ = [
     "agent_set_fingerprint",
     "check_agent_names",
     "current_version",
+    "describe_version",
+    "find_version",
     "list_versions",
     "load_router_artifact",
     "resolve_artifact_dir",
@@ -167,6 +169,44 @@ def list_versions(models_dir: str | Path) -> list[str]:
         return ((p / MANIFEST_FILE).stat().st_mtime_ns, p.name)
 
     return [p.name for p in sorted(found, key=saved)]
+
+
+def find_version(models_dir: str | Path, ref: str) -> str:
+    """The saved version named `ref`, or the only one whose name begins with it.
+
+    Raises `ArtifactError` for none or several, naming the latest versions."""
+    versions = list_versions(models_dir)
+    matches = [v for v in versions if v == ref] or [v for v in versions if v.startswith(ref)]
+    if len(matches) != 1:
+        known = ", ".join(versions[-5:]) or "none"
+        what = "is ambiguous" if matches else "is not a version"
+        raise ArtifactError(f"{ref!r} {what} in {models_dir} (latest: {known})")
+    return matches[0]
+
+
+def describe_version(manifest: dict[str, Any], serving: str | None) -> dict[str, Any]:
+    """One version as `swarm router versions` and `swarm serve` show it: its agents and parent,
+    each figure with what it was measured on, and the promotion gate's verdict."""
+    promotion = manifest.get("promotion") or None
+    metrics = manifest.get("metrics") or {}
+    row: dict[str, Any] = {
+        "version": manifest["version"],
+        "serving": manifest["version"] == serving,
+        "created_at": manifest.get("created_at"),
+        "agents": manifest.get("agents", []),
+        "parent": manifest.get("parent"),
+        "compared_with": manifest.get("compared_with"),
+        "promotion": promotion,
+        "metrics": metrics,
+    }
+    if promotion is not None and promotion.get("after"):
+        row["accuracy"] = promotion["after"]["accuracy"]
+        row["measured_on"] = promotion.get("held_out") or {"name": "held-out set"}
+    elif "heldout_accuracy" in metrics:
+        row["accuracy"] = metrics["heldout_accuracy"]
+        size = int(metrics.get("heldout_examples", 0))
+        row["measured_on"] = {"name": "out-of-fold training examples", "size": size}
+    return row
 
 
 # ---- loading -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ concurrency limits, timeouts, retries, handoffs, delegation, cancellation and gr
 - `slots`: lanes and slots, the one object that owns every count.
 - `attempts`: one call of an agent under its deadline, retries, and the delegations it makes.
 - `handoffs`: where a task may move next.
+- `approvals`: the desk where tasks wait for a person's decision (`ctx.approve`).
 """
 
 from swarm.models import RouterLike

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from swarm.agents import base as agents_base
 from swarm.clock import Timer
 from swarm.context import Context, Span, _jsonable, enter_span, leave_span
-from swarm.errors import SchedulerClosed
+from swarm.errors import ConfigError, SchedulerClosed
 from swarm.models import Handoff, Result, Task, TaskStatus
 from swarm.scheduler.slots import Entry, Lane
 
@@ -49,6 +49,9 @@ async def run_attempts(s: Scheduler, e: Entry, lane: Lane) -> Outcome | Handoff:
     """Attempts of `lane`'s agent on `e` until one succeeds, the retries or the deadline run out."""
     task, agent = e.task, lane.agent
     e.hops = (*e.hops, agent.name)
+    if e.resumed and s.approvals is not None:  # once per task, not per hop
+        e.resumed = False
+        e.replay = await s.approvals.replay_for(task.id)
     n = 0
     while True:
         n += 1
@@ -62,12 +65,13 @@ async def run_attempts(s: Scheduler, e: Entry, lane: Lane) -> Outcome | Handoff:
             return failed("deadline exceeded before the agent could start")
         if agent.timeout is not None and (end is None or now + agent.timeout < end):
             end = now + agent.timeout
+        attempt = Attempt(s, e, lane, end)
         try:
-            out = await Attempt(s, e, lane, end).run(n)
+            out = await attempt.run(n)
             return outcome(agent.name, out)
         except AttemptTimedOut as exc:
             error: Exception = exc
-            reason = timed_out(agent.timeout, task.deadline, end)
+            reason = timed_out(agent.timeout, task.deadline, attempt.end)
             if isinstance(exc, LateTimeout):
                 reason += f" ({exc})"
         except Exception as exc:  # an agent's own TimeoutError included
@@ -123,6 +127,10 @@ class Attempt:
     Its deadline (`end`) cancels the body; a body that returns anyway is `LateTimeout`. One still
     running `cancel_grace` s later is abandoned: its task fails then, and the body keeps its slots
     until it returns (the limits count bodies that run).
+
+    While it waits for a person (`ctx.approve`) it gives its slots back as a delegation does, and
+    its deadline is paused: only the task's own deadline runs meanwhile, and the agent's timeout
+    is moved on by the time it waited.
     """
 
     s: Scheduler
@@ -135,9 +143,13 @@ class Attempt:
     abandoned: bool = False
     timer: Timer | None = None  # the deadline, then the grace
     lock: asyncio.Lock | None = None  # made on the first delegation: one take-back at a time
+    runner: asyncio.Task[Any] | None = None  # the task that runs the body
+    asking: int = 0  # approvals it waits on
+    paused: tuple[float, float] | None = None  # (since, end) while its clock is paused
 
     def run(self, n: int) -> Coroutine[Any, Any, Any]:
-        """Call the body as attempt number `n` of this hop, in an `agent` span when traced.
+        """Call the body as attempt number `n` of this hop, in an `agent` span when traced or
+        watched (anyone subscribed to the scheduler's events).
 
         A plain function returning the coroutine to await: untraced, that is one frame less
         per task."""
@@ -150,18 +162,22 @@ class Attempt:
             sink=s.store,
             clock=s.clock,
             services=s.services,
+            events=s.events,
+            replay=self.entry.replay,
         )
         if s.llm is not None:
             bind = getattr(s.llm, "bind", None)
             ctx.llm = bind(ctx) if callable(bind) else s.llm
-        if s.store is None:
+        if s.events.active:
+            s.events.emit_task("started", task, {"agent": agent.name, "attempt": n})
+        elif s.store is None:
             return self._body(ctx)
         return self._traced(ctx, n)
 
     async def _traced(self, ctx: Context, n: int) -> Any:
         s, task, agent = self.s, self.entry.task, self.lane.agent
-        assert s.store is not None
-        s.store.task_started(task.id, agent.name, self.entry.attempts)
+        if s.store is not None:
+            s.store.task_started(task.id, agent.name, self.entry.attempts)
         span = Span("agent", agent.name, task.id, task.run_id, attributes={"attempt": n})
         token = enter_span(span)
         try:
@@ -179,11 +195,12 @@ class Attempt:
         finally:
             leave_span(token)
             span.ended_at = time.time()
-            s.store.record_span(span)
+            ctx.record_span(span)
 
     async def _body(self, ctx: Context) -> Any:
         me = asyncio.current_task()
         assert me is not None
+        self.runner = me
         clock = self.s.clock
         if self.end is not None:
             self.timer = clock.call_at(self.end, lambda: self._expire(me))
@@ -245,6 +262,9 @@ class Attempt:
                 status=TaskStatus.FAILED,
                 error=f"delegation deeper than {s.max_depth} levels",
             )
+        if s.events.active:
+            data = {"child_id": child.id, "text": child.text, "agent": child.agent}
+            s.events.emit_task("delegated", parent, data)
         # Children bypass the queue bound: their parent already holds its place.
         handle = s.admit(child, depth=p.depth + 1)
         if p.children is None:
@@ -268,6 +288,91 @@ class Attempt:
         if self.outstanding == 0:
             await self._take_back()
         return result
+
+    # ---- approvals (called through Context) ---------------------------------------------
+
+    async def approve(
+        self,
+        task: Task,
+        question: str,
+        *,
+        occurrence: int,
+        expires_in: float | None,
+        details: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Store the question (or find it again), wait for its decision with the slots given
+        back; the approval row as decided (`swarm.trace.approvals`)."""
+        s, e = self.s, self.entry
+        if s.approvals is None:
+            raise ConfigError(
+                "ctx.approve needs a trace store: the question and the waiting task are stored so "
+                "that they survive a restart (give the swarm a db)"
+            )
+        if self.closed or e.finished:
+            raise SchedulerClosed(f"the attempt of task {e.task.id} has ended; it cannot ask")
+        row = await s.approvals.open(
+            task,
+            self.lane.agent.name,
+            question,
+            occurrence=occurrence,
+            expires_in=expires_in,
+            details=details,
+        )
+        if row["status"] != "waiting":  # decided before a restart, or expired meanwhile
+            return row
+        self.outstanding += 1
+        if e.holds_slot:  # a person's slowness never holds a slot
+            e.holds_slot = False
+            s.slots.release(self.lane)
+        self._pause()
+        e.asking += 1
+        try:
+            row = await s.approvals.wait(row, task)
+        except asyncio.CancelledError:
+            e.asking -= 1
+            self.outstanding -= 1
+            self._unpause()
+            if s.closing:  # a restart, not a decision: the task stays waiting in the store
+                e.left_waiting = True
+            else:
+                await s.approvals.withdraw(row, task)
+            if self.outstanding == 0 and not self.ending():
+                await self._take_back()
+            raise
+        e.asking -= 1
+        self.outstanding -= 1
+        self._unpause()
+        if self.outstanding == 0:
+            await self._take_back()
+        return row
+
+    def _pause(self) -> None:
+        """Stop the attempt's clock while it waits for a person; the task's deadline still runs
+        (`end` is the deadline meanwhile, so a deadline that fires reads as one)."""
+        self.asking += 1
+        if self.asking > 1 or self.end is None or self.expired or self.runner is None:
+            return
+        clock, runner, deadline = self.s.clock, self.runner, self.entry.task.deadline
+        self.paused = (clock.time(), self.end)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.end, self.timer = deadline, None
+        if deadline is not None:
+            self.timer = clock.call_at(deadline, lambda: self._expire(runner))
+
+    def _unpause(self) -> None:
+        self.asking -= 1
+        if self.asking or self.paused is None:
+            return
+        clock, runner, deadline = self.s.clock, self.runner, self.entry.task.deadline
+        (since, end), self.paused = self.paused, None
+        if self.expired or self.closed or runner is None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        end += clock.time() - since
+        self.end = end if deadline is None else min(end, deadline)
+        self.timer = clock.call_at(self.end, lambda: self._expire(runner))
 
     async def _take_back(self) -> None:
         """The last outstanding delegation returned: take the slots again, once."""

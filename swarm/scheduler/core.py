@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Coroutine
 from typing import Any, Literal
 
 from swarm.agents import AgentRegistry
@@ -18,6 +19,7 @@ from swarm.errors import ConfigError, SchedulerClosed
 from swarm.events import EventBus
 from swarm.models import Handoff, Result, RouterLike, Task, TaskStatus
 from swarm.policies import RetryPolicy
+from swarm.scheduler.approvals import ApprovalDesk, ApprovalStore
 from swarm.scheduler.attempts import Outcome, run_attempts
 from swarm.scheduler.handle import Sink, TaskHandle
 from swarm.scheduler.handoffs import handoff_refused, handoff_span
@@ -38,6 +40,9 @@ class Scheduler:
     children (`ctx.delegate`, one or several at once) gives its slots back until the last one
     returns, so delegation cannot deadlock.
 
+    A task waiting for a person (`ctx.approve`, through `approvals`: the trace store) gives its
+    slots back the same way; `close()` leaves it `waiting` in the store, for `swarm resume`.
+
     An attempt whose deadline fired is timed out, even if its body catches the cancellation and
     returns (the late output goes on its span). A body still running `cancel_grace` s after its
     cancellation is abandoned: its task fails at once; the body keeps its slots until it returns
@@ -45,6 +50,7 @@ class Scheduler:
 
     Its routing loop and workers live in one task group, started by `start()` (or the first
     task) and ended by `close()`. Raises `ConfigError` for a router without `version`/`blocking`.
+    Each step of a task is published on `events` (given, or its own `EventBus`; `swarm.events`).
     """
 
     def __init__(
@@ -66,6 +72,8 @@ class Scheduler:
         run_id: str | None = None,
         tune_gc: bool = True,
         cancel_grace: float = 5.0,
+        events: EventBus | None = None,
+        approvals: ApprovalStore | None = None,
     ) -> None:
         if not isinstance(router, RouterLike):
             raise ConfigError(
@@ -85,11 +93,25 @@ class Scheduler:
         self.slots = Slots(
             registry, concurrency=concurrency, max_queue=max_queue, spawn=self._spawn
         )
+        self.events = events if events is not None else EventBus()
+        """What happens to tasks, as it happens (`swarm.events`): `events.subscribe(task_id)`.
+        Every step publishes only `if events.active`: with no subscriber it costs one check."""
         self.intake = Intake(
-            router, self.slots, store, self.finish, batch_size=batch_size, ambiguous=ambiguous
+            router,
+            self.slots,
+            store,
+            self.finish,
+            self.events,
+            batch_size=batch_size,
+            ambiguous=ambiguous,
         )
-        self.events = EventBus()
-        """What happens to tasks, as it happens (`swarm.events`): `events.subscribe(task_id)`."""
+        self.approvals = (
+            None
+            if approvals is None
+            else ApprovalDesk(approvals, self.events, spawn=lambda c: self._group_task(c))
+        )
+        """Questions tasks put to people (`ctx.approve`), kept in `approvals` (the trace store);
+        None without one (then `ctx.approve` raises `ConfigError`)."""
         self._group: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -102,6 +124,11 @@ class Scheduler:
     @router.setter
     def router(self, router: RouterLike) -> None:  # the console swaps in a retrained one
         self.intake.router = router
+
+    @property
+    def closing(self) -> bool:
+        """`close()` has begun: no new tasks; running ones are drained or cancelled."""
+        return self._closing
 
     @property
     def concurrency(self) -> int:
@@ -174,10 +201,13 @@ class Scheduler:
         if self._supervisor is None:
             self._start()
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        e = Entry(task, future, depth=depth)
+        e = Entry(task, future, depth=depth, resumed=resumed)
         self.slots.admit(e)
         if self.store is not None:
             self.store.task_queued(task, resumed=resumed)
+        if self.events.active:
+            data = {"text": task.text, "parent_id": task.parent, "agent": task.agent}
+            self.events.emit_task("queued", task, data)
         self.intake.push(e)
         return TaskHandle(task.id, future, self)
 
@@ -206,6 +236,10 @@ class Scheduler:
     def _spawn(self, lane: Lane) -> None:
         assert self._group is not None
         self._group.create_task(self._work(lane))
+
+    def _group_task(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        assert self._group is not None
+        self._group.create_task(coroutine)
 
     # ---- running one task ---------------------------------------------------------------
 
@@ -260,6 +294,9 @@ class Scheduler:
             return
         if handoff.payload:
             e.task.payload = {**e.task.payload, **handoff.payload}
+        if self.events.active:
+            data = {"from": source.agent.name, "to": handoff.agent, "reason": handoff.reason}
+            self.events.emit_task("handoff", e.task, data)
         if self.store is not None:
             self.store.record_span(handoff_span(e.task, source.agent.name, handoff))
         self.slots.requeue(e)
@@ -272,6 +309,8 @@ class Scheduler:
         if e.finished:
             return
         e.finished = True
+        if e.left_waiting:  # the stored row stays `waiting`, for `swarm resume`
+            error = "the scheduler shut down while it waited for a person; it is still waiting"
         result = Result(
             task_id=e.task.id,
             status=status,
@@ -282,11 +321,14 @@ class Scheduler:
             attempts=e.attempts,
             hops=list(e.hops),
         )
-        if self.store is not None:
+        if self.store is not None and not e.left_waiting:
             try:
                 self.store.task_finished(result)
             except Exception:  # a store that refuses a value must not leave waiters hanging
                 log.exception("the trace store refused the result of task %s", e.task.id)
+        if self.events.active:  # before the waiters wake: a stream ends with this event
+            data = {"status": status.value, "agent": result.agent, "output": output, "error": error}
+            self.events.emit_task("done", e.task, data)
         if not e.future.done():
             e.future.set_result(result)
         self.slots.done(e)
@@ -307,6 +349,8 @@ class Scheduler:
     async def close(self, *, drain: bool = True, grace: float = 10.0) -> None:
         """Stop taking tasks; let running ones finish (`drain`) within `grace` s; cancel the rest.
 
+        Tasks waiting for a person are not waited for: they stay `waiting` in the store.
+
         Tasks still unfinished after that are recorded as cancelled ("scheduler shut down").
         Bodies that ignore their cancellation are waited for at most `grace` s more, then left
         to end on their own (logged).
@@ -317,7 +361,7 @@ class Scheduler:
         if drain and live:
             try:
                 async with self.clock.timeout_at(self.clock.time() + grace):
-                    await self.slots.idle.wait()
+                    await self._drained()
             except TimeoutError:
                 log.warning("shutdown: %d tasks still running after %ss", len(live), grace)
         runners = []
@@ -341,6 +385,18 @@ class Scheduler:
                 raise self._supervisor.exception()  # type: ignore[misc]
         if self.store is not None:
             await self.store.flush()
+
+    async def _drained(self) -> None:
+        """Every task finished, or waits for a person (no drain waits on that: those stay
+        `waiting` in the store for the next process)."""
+        live = self.slots.live
+        if self.approvals is None:  # no task can wait for a person
+            await self.slots.idle.wait()
+            return
+        while live and not all(e.asking for e in live.values()):
+            idle = asyncio.ensure_future(self.slots.idle.wait())
+            await asyncio.wait([idle], timeout=0.05)
+            idle.cancel()
 
     @property
     def stats(self) -> dict[str, int]:

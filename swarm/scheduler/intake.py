@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from swarm.errors import StoreError
+from swarm.events import EventBus
 from swarm.models import Decision, RouterLike, TaskStatus
 from swarm.scheduler.slots import Entry, Slots
 
@@ -31,6 +32,7 @@ class Intake:
         slots: Slots,
         store: Sink | None,
         finish: Callable[..., None],
+        events: EventBus,
         *,
         batch_size: int,
         ambiguous: Literal["reject", "run"],
@@ -41,6 +43,7 @@ class Intake:
         self._slots = slots
         self._store = store
         self._finish = finish
+        self._events = events
         self._inbox: list[tuple[int, int, Entry]] = []
         self._ready = asyncio.Event()
         self._seq = itertools.count()
@@ -101,6 +104,8 @@ class Intake:
             d = e.decision
             if self._store is not None:
                 self._store.record_decision(e.task.id, d)
+            if self._events.active:
+                self._events.emit_task("routed", e.task, {**d.to_dict(), "reason": d.reason})
             if d.agent is None or (d.ambiguous and self.ambiguous == "reject"):
                 self._finish(e, TaskStatus.REJECTED, error=d.reason)
             elif d.agent not in lanes:

@@ -39,6 +39,10 @@ class Entry:
     cancelling: bool = False  # the scheduler cancelled its runner: the attempt is ending
     waiting: bool = False  # counted in `Slots.waiting`: in the inbox or a lane, not started
     lane: Lane | None = None  # the lane it waits in
+    resumed: bool = False  # queued again by `swarm resume`: its recorded calls may be replayed
+    replay: Any = None  # for a resumed task that asked for approval (swarm.scheduler.resume)
+    left_waiting: bool = False  # the scheduler shut down while it waited for a person
+    asking: int = 0  # approvals it waits on now (`ctx.approve`)
 
 
 @dataclass(eq=False, slots=True)

@@ -106,11 +106,13 @@ class PostgresWriter:
             self._conn = psycopg.connect(
                 self.conninfo,
                 connect_timeout=self._connect_timeout,
-                # A server that vanishes without closing the socket is noticed within ~30 s.
+                # A server that vanishes without closing the socket is noticed within ~30 s,
+                # idle (keepalives) or in the middle of sending a batch (unacknowledged data).
                 keepalives=1,
                 keepalives_idle=10,
                 keepalives_interval=5,
                 keepalives_count=3,
+                tcp_user_timeout=30_000,
             )
         return self._conn
 
@@ -140,6 +142,7 @@ def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
                 copy.write_row(row)
     for (columns, guarded), rows in batch.update_groups().items():
         sets = ", ".join(f"{c} = v.{c}" for c in columns)
+        floats = [i for i, c in enumerate(columns) if c in _TASK_FLOATS]
         names = (*columns, "lease_guard", "id") if guarded else (*columns, "id")
         # A guarded transition is written only where its owner still holds the task's lease.
         guard = " AND tasks.lease_owner = v.lease_guard" if guarded else ""
@@ -148,8 +151,7 @@ def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
             f"UPDATE tasks SET {sets} FROM (VALUES ",
             f") AS v({', '.join(names)}) WHERE tasks.id = v.id{guard}",
             [*(_CASTS[c] for c in columns), *(["text"] if guarded else []), "text"],
-            [_no_nan(r, [i for i, c in enumerate(columns) if c in _TASK_FLOATS]) for r in
-             _rows._encoded(names, rows)],
+            [_no_nan(r, floats) for r in _rows._encoded(names, rows)],
         )  # fmt: skip
         if guarded and written < len(rows):  # rare: some lease was taken; name who holds them
             cur.execute(

@@ -50,7 +50,9 @@ DEFAULT_HEARTBEAT_S = 10.0
 
 _TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
 _WORKERS: Table = WorkerRow.__table__  # type: ignore[assignment]
-_UNFINISHED = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)
+# A task waiting for a person (`ctx.approve`) is held by its lease too: taken over, it asks again
+# and finds the stored answer.
+_UNFINISHED = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value)
 _SUPERSEDED = "superseded: its parent's lease expired and another worker took it over"
 
 

@@ -36,10 +36,12 @@ from swarm.context import Span
 from swarm.errors import ConfigError, StoreError, TaskNotFound
 from swarm.models import OUT_OF_SCOPE, Decision, Result, Task, TaskStatus, new_id
 from swarm.trace import _rows, leases
+from swarm.trace import approvals as _approvals
 from swarm.trace.owner import OWNER_KEY, owner_alive, process_owner
 from swarm.trace.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    ApprovalRow,
     Base,
     DecisionRow,
     FeedbackRow,
@@ -62,6 +64,7 @@ _SPANS: Table = SpanRow.__table__  # type: ignore[assignment]
 _RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 _FEEDBACK: Table = FeedbackRow.__table__  # type: ignore[assignment]
 _WORKERS: Table = WorkerRow.__table__  # type: ignore[assignment]
+_APPROVALS: Table = ApprovalRow.__table__  # type: ignore[assignment]
 _INSERT_ORDER = (_RUNS, _TASKS, _DECISIONS, _SPANS)
 
 
@@ -117,6 +120,8 @@ class TraceStore:
         self._flush_interval = flush_interval
         self._max_batch = max_batch
         self.engine = _make_engine(url)
+        # What messages and logs name: the URL without its password.
+        self.shown_url = self.engine.url.render_as_string(hide_password=True)
         self._sqlite_path = _sqlite_file(url)
         if writer == "process" and self._sqlite_path is None:
             raise ConfigError(f"writer='process' needs a SQLite file, not {url}")
@@ -179,7 +184,7 @@ class TraceStore:
         self.engine.dispose()
         if self.write_errors:
             raise StoreError(
-                f"trace store {self.url}: {self.write_errors} batch(es) of writes were not "
+                f"trace store {self.shown_url}: {self.write_errors} batch(es) of writes were not "
                 f"stored; the last: {self.last_error}"
             )
 
@@ -353,10 +358,10 @@ class TraceStore:
         if error is not None:
             self.write_errors += bool(rows)
             if error != self.last_error:  # once, not once a batch, while the writer is gone
-                log.error("trace store %s: %s", self.url, error)
+                log.error("trace store %s: %s", self.shown_url, error)
             self.last_error = error
         for waiter in barriers:
-            _release(waiter, error and f"trace store {self.url}: {error}")
+            _release(waiter, error and f"trace store {self.shown_url}: {error}")
 
     def _write_here(self, rows: list[tuple[Any, ...]]) -> _rows.Outcome:
         if self._postgres is not None:  # a connection of its own: no lock to share
@@ -449,6 +454,84 @@ class TraceStore:
                 },
             ).one()
         return dict(row._mapping)
+
+    # ---- approvals (`ctx.approve`; the SQL is in swarm.trace.approvals) -------------------
+
+    def ask_approval(
+        self,
+        task_id: str,
+        question: str,
+        *,
+        occurrence: int = 0,
+        run_id: str | None = None,
+        agent: str | None = None,
+        details: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The approval row for the `occurrence`-th time (from 0) task `task_id` asks `question`:
+        the stored one, decided or not (so a resumed task never asks twice), else a new waiting
+        one that expires `timeout` seconds from now (never when None). While the row waits, the
+        task's status is `waiting`. Durable when it returns."""
+        safe = _safe_text_for(self.engine)
+        nul = self.engine.dialect.name != "sqlite"
+        with self._lock, self.engine.begin() as conn:
+            return _approvals.ask(
+                conn,
+                task_id,
+                safe(question) or "",
+                occurrence=occurrence,
+                run_id=run_id,
+                agent=agent,
+                details=_rows.safe_json(details or {}, escape_nul=nul),
+                timeout=timeout,
+            )
+
+    def approvals(
+        self,
+        status: str | Iterable[str] | None = None,
+        task_id: str | None = None,
+        *,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Approval rows, oldest first: all, or those with `status` (waiting, approved, denied,
+        expired, cancelled), of one task, or with these `ids`. `ConfigError` for another status."""
+        return self._rows(
+            _approvals.select_approvals(status=status, task_id=task_id, ids=ids, limit=limit)
+        )
+
+    def approval(self, approval_id: str) -> dict[str, Any]:
+        """The approval whose id is `approval_id`, or ends or begins with it (as `task`);
+        `TaskNotFound` for none or several."""
+        rows = self._rows(_approvals.select_approvals(ids=[approval_id]))
+        return rows[0] if rows else self._by_part(_APPROVALS, approval_id, "approval")
+
+    def decide_approval(
+        self, approval_id: str, approved: bool, by: str | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """Approve (`approved=True`) or deny a waiting approval; returns the decided row.
+
+        `approval_id` resolves as `approval` does. A decision is final: deciding an approval
+        that is not waiting (decided, expired, cancelled), or whose time ran out, raises
+        `ApprovalDecided` (which carries the row). The task that waits learns of it at once in
+        this process, or by polling the store in another."""
+        row = self.approval(approval_id)
+        safe = _safe_text_for(self.engine)
+        with self._lock, self.engine.begin() as conn:
+            return _approvals.decide(conn, row, approved, safe(by), safe(note))
+
+    def settle_approval(
+        self, approval_id: str, status: str, *, note: str | None = None
+    ) -> dict[str, Any]:
+        """Close a waiting approval as `expired` or `cancelled` (a decided one stays as it is);
+        the row as it stands after."""
+        with self._lock, self.engine.begin() as conn:
+            return _approvals.settle(conn, approval_id, status, note=note)
+
+    def task_resumed_from_approval(self, task_id: str) -> None:
+        """The task's approvals are decided: its status goes from `waiting` back to `running`."""
+        with self._lock, self.engine.begin() as conn:
+            _approvals.set_task_status(conn, task_id, TaskStatus.RUNNING)
 
     def mark_tasks(self, task_ids: Iterable[str], status: TaskStatus, error: str) -> int:
         ids = list(task_ids)
@@ -549,8 +632,12 @@ class TraceStore:
     # ---- reads ---------------------------------------------------------------------------
 
     def _rows(self, stmt: Any) -> list[dict[str, Any]]:
-        with self._lock, self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
+        try:
+            with self._lock, self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(stmt)]
+        except OperationalError as exc:  # the server is gone, the file locked past the timeout
+            detail = " ".join(str(exc.orig or exc).split())[:300]
+            raise StoreError(f"trace store {self.shown_url}: cannot read: {detail}") from exc
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         counts = (
@@ -640,10 +727,10 @@ class TraceStore:
                     n = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
                 shown = [f"{r['id']} ({_gist(r)})" for r in found[:5]]
                 raise TaskNotFound(
-                    f"{ref!r} matches {n} {what}s in {self.url}: {', '.join(shown)}"
+                    f"{ref!r} matches {n} {what}s in {self.shown_url}: {', '.join(shown)}"
                     f"{', ...' if (n or 0) > 5 else ''}; give more of the id"
                 )
-        raise TaskNotFound(f"no {what} with id {ref!r} in {self.url}")
+        raise TaskNotFound(f"no {what} with id {ref!r} in {self.shown_url}")
 
     def children(self, task_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -686,7 +773,11 @@ class TraceStore:
     def unfinished_tasks(self) -> list[dict[str, Any]]:
         return self._rows(
             select(_TASKS)
-            .where(_TASKS.c.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]))
+            .where(
+                _TASKS.c.status.in_(
+                    [TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value]
+                )
+            )
             .order_by(_TASKS.c.created_at, _TASKS.c.id)
         )
 
@@ -717,8 +808,9 @@ class TraceStore:
                 found = _stored_version(conn)
                 if found is not None and int(found) > SCHEMA_VERSION:
                     raise StoreError(
-                        f"trace store {self.url} has schema version {found}; this swarm knows "
-                        f"versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db elsewhere."
+                        f"trace store {self.shown_url} has schema version {found}; this swarm "
+                        f"knows versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db "
+                        "elsewhere."
                     )
                 Base.metadata.create_all(conn)
                 # A store made before decisions named their rule gets the nullable column.
@@ -743,7 +835,7 @@ class TraceStore:
                     .values(value=str(SCHEMA_VERSION))
                 )
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open trace store {self.url}: {exc}") from exc
+            raise StoreError(f"cannot open trace store {self.shown_url}: {exc}") from exc
 
     @property
     def schema_version(self) -> int:
@@ -814,8 +906,8 @@ def _write_core(conn: Any, batch: _rows.Batch) -> None:
 
 
 def _gist(row: dict[str, Any]) -> str:
-    if "text" in row:
-        text = str(row["text"])
+    if "text" in row or "question" in row:
+        text = str(row.get("text", row.get("question")))
         return repr(text if len(text) <= 30 else text[:29] + "…")
     return f"{row.get('kind', 'run')}, {row.get('router') or 'no router'}"
 

@@ -14,12 +14,12 @@ from rich.console import Console
 
 from swarm.agents import AgentRegistry
 from swarm.console import ConsoleSession
-from swarm.console.live import ObservedStore
 from swarm.console.retrain import RetrainCancelled, retrain
 from swarm.router import Router, TrainingData
 from swarm.router.model import HeadConfig
 from swarm.router.train import TrainConfig, train_router
 from swarm.testing.encoders import HashEncoder
+from swarm.trace import TraceStore
 from swarm_examples import quickstart
 
 TEXT = "my parcel came but I was charged twice for it"
@@ -44,14 +44,14 @@ def models_dir(tmp_path: Path, registry: AgentRegistry, monkeypatch: pytest.Monk
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ObservedStore]:
-    s = ObservedStore(f"sqlite:///{tmp_path / 'console.db'}")
+def store(tmp_path: Path) -> Iterator[TraceStore]:
+    s = TraceStore(f"sqlite:///{tmp_path / 'console.db'}")
     yield s
     s.close()
 
 
 def session(
-    lines: list[str], registry: AgentRegistry, models_dir: Path, store: ObservedStore
+    lines: list[str], registry: AgentRegistry, models_dir: Path, store: TraceStore
 ) -> tuple[ConsoleSession, Console]:
     out = Console(file=io.StringIO(), width=100, color_system=None, highlight=False)
     feed = iter(lines)
@@ -135,7 +135,7 @@ def write_suite(folder: Path) -> None:
     (folder / "scenarios" / "held_out.yaml").write_text("\n".join(lines) + "\n")
 
 
-def correction(store: ObservedStore, text: str, agent: str) -> list[dict[str, object]]:
+def correction(store: TraceStore, text: str, agent: str) -> list[dict[str, object]]:
     """Feedback rows as the store gives them: one correction of `text` to `agent`."""
     return [{"kind": "correction", "text": text, "routed_agent": None, "agent": agent}]
 
@@ -143,7 +143,7 @@ def correction(store: ObservedStore, text: str, agent: str) -> list[dict[str, ob
 def test_correct_retrain_and_the_router_gets_it_right(
     registry: AgentRegistry,
     models_dir: Path,
-    store: ObservedStore,
+    store: TraceStore,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -176,7 +176,7 @@ def test_correct_retrain_and_the_router_gets_it_right(
 def test_a_correction_alone_is_no_evidence_the_new_router_is_better(
     registry: AgentRegistry,
     models_dir: Path,
-    store: ObservedStore,
+    store: TraceStore,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -204,7 +204,7 @@ def test_a_correction_alone_is_no_evidence_the_new_router_is_better(
 
 
 def test_a_worse_router_is_saved_but_not_made_current(
-    registry: AgentRegistry, models_dir: Path, store: ObservedStore, tmp_path: Path
+    registry: AgentRegistry, models_dir: Path, store: TraceStore, tmp_path: Path
 ) -> None:
     write_suite(tmp_path)
     old = Router.load(models_dir)
@@ -228,7 +228,7 @@ def test_a_worse_router_is_saved_but_not_made_current(
 
 
 def test_retrain_needs_the_learned_router(
-    registry: AgentRegistry, tmp_path: Path, store: ObservedStore
+    registry: AgentRegistry, tmp_path: Path, store: TraceStore
 ) -> None:
     from swarm.testing import KeywordRouter
 
@@ -248,7 +248,7 @@ def test_retrain_needs_the_learned_router(
 
 
 def test_a_cancelled_retrain_saves_nothing(
-    registry: AgentRegistry, models_dir: Path, store: ObservedStore
+    registry: AgentRegistry, models_dir: Path, store: TraceStore
 ) -> None:
     import threading
 
@@ -282,7 +282,7 @@ def test_retrain_learns_good_and_bad_marks_with_the_bandit_update(
 
 
 def test_route_oos_corrects_a_routing_to_no_agent(
-    registry: AgentRegistry, models_dir: Path, store: ObservedStore
+    registry: AgentRegistry, models_dir: Path, store: TraceStore
 ) -> None:
     from swarm.feedback import OUT_OF_SCOPE
     from swarm.router.feedback import gather_feedback

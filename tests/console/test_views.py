@@ -18,8 +18,8 @@ from swarm.console.views import (
     RetrainView,
     RoutingNote,
 )
-from swarm.context import Span
-from swarm.models import Decision, Result, Task, TaskStatus, short_id
+from swarm.events import Event
+from swarm.models import Decision, Task, short_id
 from swarm_examples.quickstart import AGENTS
 
 
@@ -84,32 +84,44 @@ def test_retrain_view_side_by_side() -> None:
     assert "kept router v2" in kept and "out-of-scope recall" in kept
 
 
-def test_request_status_turns_store_writes_into_events() -> None:
+def test_request_status_turns_a_requests_events_into_lines() -> None:
     lines: list[str] = []
     decisions: list[Decision] = []
     root = Task(text="refund please")
     status = RequestStatus(root, lambda r: lines.append(render(r)), decisions.append)
-    status.queued(root)
-    d = Decision("billing", 0.9, (("billing", 0.9),))
-    status.decided(root.id, d)
+    child = Task(text="order status", parent=root.id)
+
+    def event(kind: str, task: Task, /, **data: object) -> None:
+        status.handle(Event(kind, task.id, dict(data), parent_id=task.parent))
+
+    event("queued", root, text=root.text, parent_id=None, agent=None)
+    d = Decision("billing", 0.9, (("billing", 0.9),), version="v3", rule="head")
+    event("routed", root, **d.to_dict(), reason=d.reason)
     assert decisions == [d]
     assert "routing…" not in render(status) and "waiting for an agent" in render(status)
-    status.started(root.id, "billing", 1)
+    event("started", root, agent="billing", attempt=1)
     assert "billing working on “refund please”" in render(status)
-    child = Task(text="order status", parent=root.id)
-    status.queued(child)
-    status.decided(child.id, Decision("orders", 1.0, status="forced"))
-    status.started(child.id, "orders", 1)
-    span = Span("tool", "lookup_order", child.id, ended_at=None)
-    span.ended_at = span.started_at + 0.002
-    status.span(span)
-    status.finished(Result(task_id=child.id, status=TaskStatus.DONE, agent="orders"))
-    handoff = Span("agent", "handoff:billing->accounts", root.id)
-    handoff.set(source="billing", target="accounts", reason="not money")
-    status.span(handoff)
-    status.started(root.id, "accounts", 2)
-    status.started(root.id, "accounts", 3)  # a retry of the same agent
-    status.queued(Task(text="someone else's task"))  # not part of this request: ignored
+    event("token", root, text="Your refund\nis on")
+    event("token", root, text=" its way")
+    assert "Your refund is on its way" in render(status)
+    event("delegated", root, child_id=child.id, text=child.text, agent=None)
+    event("queued", child, text=child.text, parent_id=root.id, agent=None)
+    forced = Decision("orders", 1.0, status="forced")
+    event("routed", child, **forced.to_dict(), reason=forced.reason)
+    event("started", child, agent="orders", attempt=1)
+    tool = {"id": "s1", "kind": "tool", "name": "lookup_order", "status": "ok", "error": None}
+    event("span", child, **tool, duration_ms=2.0, parent_id=None)
+    event("span", child, **{**tool, "kind": "agent", "name": "orders"}, duration_ms=3.0)
+    event("done", child, status="done", agent="orders", output="shipped", error=None)
+    event("handoff", root, **{"from": "billing", "to": "accounts", "reason": "not money"})
+    event("started", root, agent="accounts", attempt=1)
+    event("started", root, agent="accounts", attempt=2)  # a retry of the same agent
+    event("waiting", root, approval_id="ap1", question="refund 120.00?", expires_at=None)
+    assert "accounts waits for a person" in render(status)
+    event("approved", root, approval_id="ap1", by="ana", note=None)
+    assert "accounts working on" in render(status)
+    event("queued", Task(text="someone else's task"), text="x", parent_id=None, agent=None)
+    event("done", root, status="done", agent="accounts", output="ok", error=None)
     assert status.events == [
         "  ↳ billing delegates “order status”  child " + short_id(child.id),
         "    route sent to orders without routing",

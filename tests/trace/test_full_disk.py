@@ -1,5 +1,9 @@
 """The trace store on a full disk (a file-size limit, RLIMIT_FSIZE, in a subprocess): a clear
-error naming the store, the database intact, no batch half-written, earlier rows kept."""
+error naming the store, the database intact, no batch half-written, earlier rows kept.
+
+SQLite only: the limit is set on this process's files, and a PostgreSQL server writes its own (a
+full disk there is an OperationalError the writer retries, then reports, as a server that stays
+down: tests/trace/test_postgres_server.py)."""
 
 from __future__ import annotations
 

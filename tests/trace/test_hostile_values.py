@@ -285,7 +285,8 @@ def test_safe_op_makes_every_column_storable() -> None:
         _rows.safe_op(("zz", 1))
 
 
-# ---- the writer process killed --------------------------------------------------------------
+# ---- the writer process killed (SQLite's writer process; PostgreSQL's writer is a thread, and a
+# server that goes away is tests/trace/test_postgres_server.py) -------------------------------
 
 
 @agent

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from swarm import StoreError
+from swarm import StoreError, TaskNotFound
 from swarm.models import Task
 from swarm.testing.postgres import TemporaryPostgres
 from swarm.trace import SCHEMA_VERSION, TraceStore
@@ -88,6 +88,8 @@ async def test_a_server_that_stays_down_is_a_store_error_not_a_hang(
     with pytest.raises(StoreError, match="1 of 1 writes failed: OperationalError: .*refused"):
         await store.flush()
     assert 1.5 <= time.monotonic() - started < 10  # retried for retry_for, then said so
+    with pytest.raises(StoreError, match="cannot read: .*refused"):
+        store.tasks()  # reads say so too
     own_server.start()
     later = Task(text="later")
     store.task_queued(later)
@@ -96,3 +98,12 @@ async def test_a_server_that_stays_down_is_a_store_error_not_a_hang(
         store.close()
     with TraceStore(store.url) as reader:
         assert {r["text"] for r in reader.tasks(limit=None)} == {"kept", "later"}
+
+
+def test_messages_name_the_store_without_its_password(pg_url: str) -> None:
+    url = pg_url.replace("postgres@", "postgres:s3cret@")  # the server trusts loopback
+    with TraceStore(url) as store:
+        with pytest.raises(TaskNotFound) as caught:
+            store.task("nope")
+    assert "s3cret" not in str(caught.value) and "postgres:***@127.0.0.1" in str(caught.value)
+    assert store.url == url  # what reopens it keeps the password

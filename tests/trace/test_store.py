@@ -23,7 +23,7 @@ from swarm import (
     TraceStore,
     agent,
 )
-from swarm.models import Task
+from swarm.models import Result, Task
 from swarm.testing import FakeRouter
 from swarm.trace import SCHEMA_VERSION
 
@@ -44,7 +44,6 @@ async def disputes(task, ctx):
 
 
 ROUTER = FakeRouter({"card": "cards"})
-SLOW = pytest.mark.slow
 
 
 async def test_a_run_is_recorded_whole(db_url: str) -> None:
@@ -231,7 +230,7 @@ def test_writer_columns_match_the_schema() -> None:
     )
 
 
-@pytest.mark.parametrize("writer", ["thread", "process", pytest.param("postgres", marks=SLOW)])
+@pytest.mark.parametrize("writer", ["thread", "process", "postgres"])
 async def test_every_writer_records_the_same_run(
     tmp_path: Path, writer: str, request: pytest.FixtureRequest
 ) -> None:
@@ -292,3 +291,37 @@ def test_the_writer_process_outlives_a_killed_parent(tmp_path: Path) -> None:
     assert proc.returncode == -9
     with TraceStore(f"sqlite:///{db}") as reader:
         assert reader.count("tasks") >= 500
+
+
+def test_transitions_in_later_batches_update_their_rows(store: TraceStore) -> None:
+    """Started, finished and requeued in batches after the insert: grouped UPDATEs (on
+    PostgreSQL one `UPDATE ... FROM (VALUES ...)` per group), each row its own values."""
+    run_id = store.start_run()
+    tasks = [Task(text=f"t{i}", run_id=run_id, deadline=float(i)) for i in range(30)]
+    for t in tasks:
+        store.task_queued(t)
+    store.flush_sync()
+    for i, t in enumerate(tasks[:20]):
+        store.task_started(t.id, f"agent{i}", i + 1)
+    store.flush_sync()
+    for i, t in enumerate(tasks[:10]):
+        store.task_finished(
+            Result(task_id=t.id, status=TaskStatus.DONE, agent=f"agent{i}", attempts=i + 1,
+                   output={"n": i}, hops=[f"agent{i}"])
+        )  # fmt: skip
+    store.task_queued(tasks[19], resumed=True)
+    store.finish_run(run_id)
+    store.flush_sync()
+    rows = {r["id"]: r for r in store.tasks(run_id=run_id, limit=None)}
+    for i, t in enumerate(tasks):
+        row = rows[t.id]
+        assert row["deadline"] == float(i)
+        if i < 10:
+            assert (row["status"], row["agent"], row["output"]) == ("done", f"agent{i}", {"n": i})
+            assert row["hops"] == [f"agent{i}"] and row["finished_at"] >= row["started_at"]
+        elif i < 19:
+            assert (row["status"], row["agent"], row["attempts"]) == ("running", f"agent{i}", i + 1)
+        else:
+            assert (row["status"], row["started_at"]) == ("queued", None)
+    run = store.run(run_id)
+    assert run is not None and run["finished_at"] is not None

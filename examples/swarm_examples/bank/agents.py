@@ -589,6 +589,10 @@ class Disputes(DeskAgent):
         "someone paid with my card at ElectroMart, it was not me",
     ]
     retries = 2
+    approval_above_cents = 100_00
+    """A refund of this much or more waits for a colleague's approval (`ctx.approve`)."""
+    approval_timeout_s = 3600.0
+    """How long a refund waits for that approval before it is refused (expired)."""
     faq = [
         (
             ("refund",),
@@ -606,6 +610,8 @@ class Disputes(DeskAgent):
             and has(text, "not showing", "haven't", "have not", "still", "where is")
         ):
             return {"reply": self.lookup_faq(text)}
+        if ref is not None and has(text, "refund"):
+            return await self.refund(task, ctx, tools, ref)
         payments = await tools.call("lookup_transactions")
         if ref is None:
             ref = _guess_payment(text, payments)
@@ -643,6 +649,51 @@ class Disputes(DeskAgent):
                     "if you think it was used by someone else, ask me to block it."
                 )
         return result
+
+    async def refund(self, task: Task, ctx: Context, tools: BankTools, ref: str) -> Any:
+        """Refund a card payment; from `approval_above_cents` on, a colleague approves it first.
+
+        The look-up runs before the question and the refund after it, once per task (the bank's
+        idempotency key is the task id): after a restart the look-up is answered from the
+        trace, and the refund happens once the approval is given."""
+        found = await tools.call("lookup_transactions", transaction=ref)
+        if not found:
+            return refusal("refund_payment", BankRefusal(f"payment {ref} is not one of yours"))
+        tx = found[0]
+        amount = -int(tx["amount_cents"])
+        if amount >= self.approval_above_cents:
+            question = (
+                f"refund {amount / 100:.2f} {tx['currency']} to card ending {tx['card']}? "
+                f"({ref}, {tx['counterparty']}, customer {tools.customer or '-'})"
+            )
+            approved = await ctx.approve(
+                question,
+                timeout=self.approval_timeout_s,
+                details={
+                    "transaction": ref,
+                    "merchant": tx["counterparty"],
+                    "amount": tx["amount"],
+                },
+            )
+            if not approved:
+                return {
+                    "action": "refund_payment",
+                    "done": False,
+                    "approved": False,
+                    "reply": f"A refund of {tx['amount'].lstrip('-')} needs a colleague's "
+                    "approval, and it was not given: nothing was paid back. Ask me to dispute "
+                    "the payment instead.",
+                }
+        try:
+            out = await tools.call("refund_payment", transaction=ref)
+        except BankRefusal as exc:
+            return refusal("refund_payment", exc)
+        return {
+            "action": "refund_payment",
+            "done": True,
+            "reply": f"{out['refunded']} for payment {ref} is back in your account.",
+            **out,
+        }
 
 
 def _guess_payment(text: str, payments: list[dict[str, Any]]) -> str | None:

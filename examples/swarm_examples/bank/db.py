@@ -90,7 +90,7 @@ class Transaction(Base):
     currency: Mapped[str] = mapped_column(String(3))
     counterparty: Mapped[str] = mapped_column(String(80), default="")
     status: Mapped[str] = mapped_column(String(16), default="completed")
-    """completed, pending, declined, reverted, cancelled."""
+    """completed, pending, declined, reverted, cancelled, refunded."""
     card_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
     day: Mapped[str] = mapped_column(String(10), default="2024-05-01")
     note: Mapped[str] = mapped_column(String(120), default="")
@@ -430,6 +430,33 @@ class Bank:
             }
 
         return self._once(task_id, "cancel_transfer", effect)
+
+    def refund_payment(
+        self, task_id: str, customer_id: str | None, tx_id: str | None
+    ) -> dict[str, Any]:
+        """Pay a completed card payment back to the account it came from (status `refunded`)."""
+
+        def effect(s: Session) -> dict[str, Any]:
+            self._require_customer(s, customer_id)
+            tx = s.get(Transaction, tx_id) if tx_id else None
+            account = s.get(Account, tx.account_id) if tx is not None else None
+            if tx is None or account is None or account.customer_id != customer_id:
+                raise BankRefusal(f"payment {tx_id or '(none given)'} is not one of yours")
+            if tx.kind != "card_payment":
+                raise BankRefusal(f"{tx.id} is a {tx.kind.replace('_', ' ')}, not a card payment")
+            if tx.status != "completed":
+                raise BankRefusal(f"payment {tx.id} is {tx.status}; only completed ones refund")
+            tx.status = "refunded"
+            account.balance_cents -= tx.amount_cents  # a payment is negative: this pays it back
+            return {
+                "transaction": tx.id,
+                "status": "refunded",
+                "refunded": money(-tx.amount_cents, tx.currency),
+                "card": tx.card_last4,
+                "balance": money(account.balance_cents, account.currency),
+            }
+
+        return self._once(task_id, "refund_payment", effect)
 
     # ---- helpers -------------------------------------------------------------------------------
 

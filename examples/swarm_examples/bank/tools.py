@@ -69,6 +69,7 @@ class BankTools:
                 Tool(self.open_dispute),
                 Tool(self.top_up),
                 Tool(self.cancel_transfer),
+                Tool(self.refund_payment),
                 Tool(self.lookup_transactions),
                 Tool(self.list_cards),
                 Tool(self.card_status),
@@ -139,6 +140,16 @@ class BankTools:
         """
         return await self._db(  # type: ignore[no-any-return]
             "cancel_transfer", self.bank.cancel_transfer, self.task_id, self.customer, transfer
+        )
+
+    async def refund_payment(self, transaction: str | None) -> dict[str, Any]:
+        """Refund one of the customer's completed card payments to their account.
+
+        Args:
+            transaction: the payment's reference, such as T1002
+        """
+        return await self._db(  # type: ignore[no-any-return]
+            "refund_payment", self.bank.refund_payment, self.task_id, self.customer, transaction
         )
 
     async def lookup_transactions(
