@@ -108,12 +108,16 @@ class Swarm:
             self.store = await asyncio.to_thread(TraceStore, self._db)
             self._owns_store = True
         if self.store is not None:
+            agents = self._agents_spec or self.run_meta.get("agents")
+            # Its tasks are leased to this process (swarm.trace.leases): no worker sharing the
+            # store takes them while it lives; the store renews them in one statement a beat.
+            owner = self.store.hold_leases(kind=self.run_kind, agents=agents)
             self.run_id = self.store.start_run(
                 kind=self.run_kind,
-                agents=self._agents_spec or self.run_meta.get("agents"),
+                agents=agents,
                 router=self.run_meta.get("router"),
                 router_version=self.router.version,
-                meta=self.run_meta,
+                meta={**self.run_meta, "worker": owner},
             )
             # The run row is durable, and the writer (a process for SQLite files) is up before
             # the first task: its start-up is not charged to that task's latency.

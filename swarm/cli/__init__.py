@@ -268,7 +268,9 @@ def traces_show(ctx: click.Context, task_id: str, db: str | None, as_json: bool)
 @click.option("--router", "router_spec", default=None, help="Default: the router the run used.")
 @MODELS_OPTION
 @click.option(
-    "--force", is_flag=True, help="Also take the tasks of runs whose process is still alive."
+    "--force",
+    is_flag=True,
+    help="Also take the tasks leased to a live process (they may then run twice).",
 )
 @click.option("--json", "as_json", is_flag=True)
 def resume(
@@ -282,8 +284,10 @@ def resume(
     """Run again every task a killed process left queued, running or waiting for a person
     (finished ones never rerun); a waiting one waits again for its decision (`swarm approve`).
 
-    The tasks of a run whose process is still alive are left to it (run twice, their side effects
-    would happen twice); `--force` takes them anyway."""
+    Tasks leased to a live process (a `swarm run`, a `swarm worker`) are left to it: run twice,
+    their side effects would happen twice. It says whose (worker, pid and host, lease left);
+    `--force` takes them anyway. A dead process on this host is seen at once; elsewhere, once
+    its leases expire. Tasks queued for workers (`swarm submit`) are left to the workers."""
     import asyncio
 
     from swarm.agents import AgentRegistry
@@ -291,25 +295,56 @@ def resume(
     from swarm.models import Task, TaskStatus
     from swarm.swarm import Swarm
     from swarm.trace import TraceStore
+    from swarm.trace.leases import resumable, worker_alive
     from swarm.trace.owner import describe_owner
 
     out = console()
+    err = Console(stderr=True, highlight=False)
     importable_cwd()
     store = TraceStore(db)
     try:
-        rows = store.unfinished_tasks()
+        unfinished = store.unfinished_tasks()
+        owners = {r["lease_owner"] for r in unfinished if r["lease_owner"]}
+        workers = {w["id"]: w for w in store.workers(owners)} if owners else {}
+        rows, leased, queued = resumable(unfinished, workers, force=force)
         live: dict[str, dict[str, Any]] = {}
-        for run_id in {r["run_id"] for r in rows if r["run_id"]}:
+        # Rows from before leases: the run's owner process decides (exact on this host).
+        for run_id in {r["run_id"] for r in rows if r["run_id"] and not r["lease_owner"]}:
             owner = None if force else store.live_owner(run_id)
             if owner is not None:
                 live[run_id] = owner
-        rows = [r for r in rows if r["run_id"] not in live]
-        for run_id, owner in sorted(live.items()):
-            Console(stderr=True, highlight=False).print(
-                f"[yellow]run {run_id} is still running ({describe_owner(owner)}): its unfinished "
-                "tasks are left to it; `swarm resume --force` takes them anyway[/yellow]"
+                err.print(
+                    f"[yellow]run {run_id} is still running ({describe_owner(owner)}): its "
+                    "unfinished tasks are left to it; `swarm resume --force` takes them "
+                    "anyway[/yellow]"
+                )
+        rows = [r for r in rows if r["lease_owner"] or r["run_id"] not in live]
+        for held in leased.values():
+            for run_id in held["runs"] or ["(none)"]:
+                live[run_id] = {k: held[k] for k in ("worker", "host", "pid", "lease_left_s")}
+                err.print(
+                    f"[yellow]run {run_id} is still running (worker {held['worker']}, pid "
+                    f"{held['pid']} on {held['host']}, lease {held['lease_left_s']:g}s left): "
+                    f"its {len(held['tasks'])} unfinished tasks are left to it; "
+                    "`swarm resume --force` takes them anyway[/yellow]"
+                )
+        if queued:
+            err.print(
+                f"[yellow]{len(queued)} tasks wait in the queue for a worker (`swarm worker`): "
+                "left to the workers[/yellow]"
             )
-        roots = [r for r in rows if r["parent_id"] is None]
+        # Take the roots under this process's lease; a worker may have claimed some meanwhile.
+        dead = [o for o in owners if not worker_alive(workers.get(o))]
+        candidates = [r for r in rows if r["parent_id"] is None]
+        if candidates:
+            store.hold_leases(kind="resume", agents=agents_spec)
+        got = set(store.take([r["id"] for r in candidates], dead=dead, force=force))
+        roots = [r for r in candidates if r["id"] in got]
+        if len(roots) < len(candidates):
+            err.print(
+                f"[yellow]{len(candidates) - len(roots)} tasks were taken by a worker meanwhile: "
+                "left to it[/yellow]"
+            )
         # A child is made again by its parent when the parent reruns; the old one is superseded.
         orphans = [r["id"] for r in rows if r["parent_id"] is not None]
         store.mark_tasks(orphans, TaskStatus.CANCELLED, "superseded: its parent was resumed")
@@ -365,9 +400,12 @@ def resume(
     finally:
         store.close()
     if as_json:
-        _json_out({"runs": summary, "superseded_children": len(orphans), "live_runs": live})
+        _json_out(
+            {"runs": summary, "superseded_children": len(orphans), "live_runs": live,
+             "leased": list(leased.values()), "queued": len(queued)}
+        )  # fmt: skip
         return
-    if not summary and not live:
+    if not summary and not live and not queued:
         out.print("nothing to resume: every task in the store is finished")
     for s in summary:
         out.print(f"run {s['run_id']}: resumed {s['resumed']} tasks, {s['done']} done")
@@ -384,8 +422,11 @@ LAZY = {
     "replay": "swarm.cli.scenarios:replay",
     "router": "swarm.cli.router:router",
     "serve": "swarm.cli.serve:serve",
+    "submit": "swarm.cli.worker:submit",
     "test": "swarm.cli.scenarios:test",
     "usage": "swarm.cli.usage:usage",
+    "worker": "swarm.cli.worker:worker",
+    "workers": "swarm.cli.worker:workers",
 }
 """The commands of other modules: name -> `module:attribute` of the click command."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from swarm.context import Span
@@ -44,6 +45,10 @@ class TaskHandle:
 
     def done(self) -> bool:
         return self._future.done()
+
+    def add_done_callback(self, callback: Callable[[Result], object]) -> None:
+        """Call `callback(result)` on the event loop once the task has finished."""
+        self._future.add_done_callback(lambda f: callback(f.result()))
 
     def cancel(self) -> bool:
         return self._scheduler.cancel(self.id)

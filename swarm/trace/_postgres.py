@@ -18,7 +18,7 @@ from sqlalchemy import Float, Integer, String, Table, Text
 from sqlalchemy.engine import make_url
 
 from swarm.trace import _rows
-from swarm.trace.schema import Base, DecisionRow, RunRow, SpanRow, TaskRow
+from swarm.trace.schema import Base, DecisionRow, RunRow, SpanRow, TaskRow, WorkerRow
 
 __all__ = ["PostgresWriter", "conninfo"]
 
@@ -27,6 +27,7 @@ _TABLES: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (Base.metadata.tables[TaskRow.__tablename__], _rows.TASK_COLUMNS),
     (Base.metadata.tables[DecisionRow.__tablename__], _rows.DECISION_COLUMNS),
     (Base.metadata.tables[SpanRow.__tablename__], _rows.SPAN_COLUMNS),
+    (Base.metadata.tables[WorkerRow.__tablename__], _rows.WORKER_COLUMNS),
 )
 _MAX_PARAMS = 65_535  # the protocol's bound on parameters in one statement
 _INT32 = (-(2**31), 2**31 - 1)  # `Integer` is PostgreSQL's 4-byte integer
@@ -64,6 +65,11 @@ _COPY = [
     )
     for table, columns in _TABLES
 ]
+# The lease statements SQLite runs, with psycopg's placeholders.
+_LEASE = {
+    sql: sql.replace("?", "%s")
+    for sql in (_rows.LEASE_RENEW, _rows.WORKER_BEAT, _rows.LEASE_RELEASE, _rows.WORKER_STOP)
+}
 _TASK_FLOATS = frozenset(c for c, cast in _CASTS.items() if cast == "float8")
 
 
@@ -123,7 +129,9 @@ class PostgresWriter:
 
 def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
     tasks = list(batch.tasks.values())
-    rows_of: tuple[list[Any], ...] = (batch.runs, tasks, batch.decisions, batch.spans)
+    rows_of: tuple[list[Any], ...] = (
+        batch.runs, tasks, batch.decisions, batch.spans, batch.workers
+    )  # fmt: skip
     for (_, columns, copy_sql, floats), rows in zip(_COPY, rows_of, strict=True):
         if not rows:
             continue
@@ -132,16 +140,26 @@ def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
                 if floats:
                     row = _no_nan(row, floats)
                 copy.write_row(row)
-    for columns, rows in batch.update_groups().items():
+    for (columns, guarded), rows in batch.update_groups().items():
         sets = ", ".join(f"{c} = v.{c}" for c in columns)
         floats = [i for i, c in enumerate(columns) if c in _TASK_FLOATS]
-        _values_update(
+        names = (*columns, "lease_guard", "id") if guarded else (*columns, "id")
+        # A guarded transition is written only where its owner still holds the task's lease.
+        guard = " AND tasks.lease_owner = v.lease_guard" if guarded else ""
+        written = _values_update(
             cur,
             f"UPDATE tasks SET {sets} FROM (VALUES ",
-            f") AS v({', '.join(columns)}, id) WHERE tasks.id = v.id",
-            [*(_CASTS[c] for c in columns), "text"],
-            [_no_nan(r, floats) for r in _rows._encoded((*columns, "id"), rows)],
-        )
+            f") AS v({', '.join(names)}) WHERE tasks.id = v.id{guard}",
+            [*(_CASTS[c] for c in columns), *(["text"] if guarded else []), "text"],
+            [_no_nan(r, floats) for r in _rows._encoded(names, rows)],
+        )  # fmt: skip
+        if guarded and written < len(rows):  # rare: some lease was taken; name who holds them
+            cur.execute(
+                "SELECT id FROM tasks WHERE id = ANY(%s) AND lease_owner IS NOT NULL "
+                "AND lease_owner != %s",
+                [[r[-1] for r in rows], rows[0][-2]],
+            )
+            batch.refused(len(rows) - written, [r[0] for r in cur.fetchall()])
     if batch.run_done:
         _values_update(
             cur,
@@ -150,16 +168,26 @@ def _write(cur: psycopg.Cursor[Any], batch: _rows.Batch) -> None:
             ["text", "float8"],
             [_no_nan(r, [1]) for r in batch.run_done],
         )
+    for owner, at, expires in batch.heartbeats:
+        cur.execute(_LEASE[_rows.LEASE_RENEW], (expires, owner))
+        cur.execute(_LEASE[_rows.WORKER_BEAT], (at, owner))
+    for owner, at in batch.stops:
+        cur.execute(_LEASE[_rows.LEASE_RELEASE], (owner,))
+        cur.execute(_LEASE[_rows.WORKER_STOP], (at, owner))
 
 
 def _values_update(
     cur: psycopg.Cursor[Any], head: str, tail: str, casts: list[str], rows: list[Any]
-) -> None:
+) -> int:
+    """The rows updated."""
     group = "(" + ", ".join(f"%s::{c}" for c in casts) + ")"
     per = max(1, min(2000, _MAX_PARAMS // len(casts)))
+    changed = 0
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         cur.execute(head + ", ".join([group] * len(chunk)) + tail, [v for r in chunk for v in r])
+        changed += max(cur.rowcount, 0)
+    return changed
 
 
 def _no_nan(row: Any, positions: list[int]) -> list[Any]:

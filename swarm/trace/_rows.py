@@ -9,14 +9,22 @@ the rest is written and that row is stored in a safe form (`safe_op`) or reporte
 
 Ops are plain tuples, made on the event loop by `TraceStore`:
 
-    ("q", id, run_id, parent_id, session_id, text, payload, priority, deadline, forced_agent, at)
-    ("rq", id)                                   a resumed task goes back to queued
-    ("s", task_id, agent, attempt, at)           started
-    ("f", task_id, status, agent, attempts, hops, output, error, at)
+    ("q", id, run_id, parent_id, session_id, text, payload, priority, deadline, forced_agent, at,
+     owner, lease_expires_at)                    leased to `owner` (None: queued for any worker)
+    ("rq", id, owner, lease_expires_at)          a resumed task goes back to queued, leased
+    ("s", task_id, agent, attempt, at, owner)    started
+    ("f", task_id, status, agent, attempts, hops, output, error, at, owner)   its lease cleared
     ("d", task_id, agent, status, confidence, candidates, version, latency_ms, at, rule)
     ("sp", id, task_id, run_id, parent_id, kind, name, started_at, ended_at, status, error, attrs)
     ("run", id, kind, agents, router, router_version, started_at, meta)
     ("run_done", id, at)
+    ("w", id, kind, host, pid, agents, started_at, meta)   a worker (a lease owner) starts
+    ("hb", owner, at, lease_expires_at)          heartbeat: every lease of `owner` renewed
+    ("w_stop", owner, at)                        it stopped: leases it still holds released
+
+A start or a result with an `owner` is written only while that owner holds the task's lease
+(`swarm.trace.leases`): a process that lost its lease never overwrites the new owner's row; the
+rows it could not write come back as notes.
 """
 
 from __future__ import annotations
@@ -53,9 +61,11 @@ SPAN_COLUMNS = (
     "error", "attributes",
 )  # fmt: skip
 RUN_COLUMNS = ("id", "kind", "agents", "router", "router_version", "started_at", "meta")
+WORKER_COLUMNS = ("id", "kind", "host", "pid", "agents", "started_at", "meta", "heartbeat_at")
 JSON_COLUMNS = frozenset({"payload", "hops", "output", "candidates", "attributes", "meta"})
 _TASK_INDEX = {c: i for i, c in enumerate(TASK_COLUMNS)}
 _FINISH = ("status", "agent", "attempts", "hops", "output", "error", "finished_at")
+_RELEASED = {"lease_owner": None, "lease_expires_at": None}
 
 
 class Batch:
@@ -72,50 +82,90 @@ class Batch:
         self.updates: dict[str, dict[str, Any]] = {}
         self.decisions: list[tuple[Any, ...]] = []
         self.spans: list[tuple[Any, ...]] = []
+        self.guards: dict[str, str] = {}  # task id -> the lease owner its update needs
+        self.requeued: set[str] = set()
+        self.workers: list[tuple[Any, ...]] = []
+        self.heartbeats: list[tuple[Any, ...]] = []
+        self.stops: list[tuple[Any, ...]] = []
+        self.notes: list[str] = []  # what `write` reports besides errors (guarded rows refused)
 
     def add(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "q":
-            _, task_id, run, parent, session, text, payload, priority, deadline, agent, at = op
+            (_, task_id, run, parent, session, text, payload, priority, deadline, agent, at,
+             owner, expires) = op  # fmt: skip
             self.tasks[task_id] = [
                 task_id, run, parent, session, text, payload, priority, deadline, agent,
-                "queued", None, 0, None, None, None, at, None, None, None, None,
+                "queued", None, 0, None, None, None, at, None, None, owner, expires,
             ]  # fmt: skip
         elif kind == "s":
-            _, task_id, agent, attempt, at = op
+            _, task_id, agent, attempt, at, owner = op
             self._transition(
                 task_id,
                 {"status": "running", "agent": agent, "attempts": attempt, "started_at": at},
+                owner,
             )
         elif kind == "f":
-            self._transition(op[1], dict(zip(_FINISH, op[2:], strict=True)))
+            values = dict(zip(_FINISH, op[2:-1], strict=True))
+            self._transition(op[1], {**values, **_RELEASED}, op[-1])
         elif kind == "d":
             self.decisions.append(op[1:])
         elif kind == "sp":
             self.spans.append(op[1:])
         elif kind == "rq":
-            self._transition(op[1], {"status": "queued", "started_at": None})
+            _, task_id, owner, expires = op
+            self.requeued.add(task_id)  # taken, whoever held it before
+            self.guards.pop(task_id, None)
+            self._transition(
+                task_id,
+                {"status": "queued", "started_at": None, "lease_owner": owner,
+                 "lease_expires_at": expires},
+            )  # fmt: skip
         elif kind == "run":
             self.runs.append(op[1:])
         elif kind == "run_done":
             self.run_done.append(op[1:])
+        elif kind == "w":
+            self.workers.append((*op[1:], op[6]))  # its first heartbeat is its start
+        elif kind == "hb":
+            self.heartbeats.append(op[1:])
+        elif kind == "w_stop":
+            self.stops.append(op[1:])
         else:
             raise ValueError(f"unknown trace op {kind!r}")
 
-    def _transition(self, task_id: str, values: dict[str, Any]) -> None:
+    def _transition(self, task_id: str, values: dict[str, Any], owner: str | None = None) -> None:
         row = self.tasks.get(task_id)
         if row is None:
             self.updates.setdefault(task_id, {}).update(values)
+            if owner is not None and task_id not in self.requeued:  # else leased by this batch
+                self.guards[task_id] = owner
         else:
             for column, value in values.items():
                 row[_TASK_INDEX[column]] = value
 
-    def update_groups(self) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
-        """Updates grouped by the columns they set: (values..., task_id) rows per group."""
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    def update_groups(self) -> dict[tuple[tuple[str, ...], bool], list[tuple[Any, ...]]]:
+        """Updates grouped by the columns they set and whether a lease guards them:
+        (values..., task_id) rows per unguarded group, (values..., owner, task_id) per guarded."""
+        groups: dict[tuple[tuple[str, ...], bool], list[tuple[Any, ...]]] = {}
         for task_id, values in self.updates.items():
-            groups.setdefault(tuple(values), []).append((*values.values(), task_id))
+            owner = self.guards.get(task_id)
+            if owner is None:
+                groups.setdefault((tuple(values), False), []).append((*values.values(), task_id))
+            else:
+                row = (*values.values(), owner, task_id)
+                groups.setdefault((tuple(values), True), []).append(row)
         return groups
+
+    def refused(self, n: int, ids: list[str]) -> None:
+        """`n` guarded updates found the lease gone (`ids`: those another owner holds now):
+        note them; they were not written."""
+        if n:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            self.notes.append(
+                f"{n} task update(s) not written: this process no longer holds their lease "
+                f"(held by another worker now: {shown or 'none'})"
+            )
 
     def write_sqlite(self, conn: sqlite3.Connection) -> None:
         """Everything in one transaction (the caller commits), many rows per statement."""
@@ -130,26 +180,60 @@ class Batch:
             if rows:
                 head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                 _execute_chunked(cursor, head, len(columns), _encoded(columns, rows))
-        for columns, rows in self.update_groups().items():
+        if self.workers:
+            head = f"INSERT INTO workers ({', '.join(WORKER_COLUMNS)}) VALUES "
+            _execute_chunked(
+                cursor, head, len(WORKER_COLUMNS), _encoded(WORKER_COLUMNS, self.workers)
+            )
+        for (columns, guarded), rows in self.update_groups().items():
             sets = ", ".join(f"{c} = v.{c}" for c in columns)
-            head = f"WITH v({', '.join(columns)}, id) AS (VALUES "
+            names = (*columns, "lease_guard", "id") if guarded else (*columns, "id")
+            head = f"WITH v({', '.join(names)}) AS (VALUES "
             tail = f") UPDATE tasks SET {sets} FROM v WHERE tasks.id = v.id"
-            _execute_chunked(cursor, head, len(columns) + 1, _encoded((*columns, "id"), rows), tail)
+            if not guarded:
+                _execute_chunked(cursor, head, len(names), _encoded(names, rows), tail)
+                continue
+            tail += " AND tasks.lease_owner = v.lease_guard"
+            written = _execute_chunked(cursor, head, len(names), _encoded(names, rows), tail)
+            if written < len(rows):  # rare: some lease was taken; name who holds them now
+                ids = [r[-1] for r in rows]
+                held = cursor.execute(
+                    f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(ids))}) "
+                    "AND lease_owner IS NOT NULL AND lease_owner != ?",
+                    [*ids, rows[0][-2]],
+                ).fetchall()
+                self.refused(len(rows) - written, [h[0] for h in held])
         if self.run_done:
             cursor.executemany(
                 "UPDATE runs SET finished_at = ? WHERE id = ?", [(at, i) for i, at in self.run_done]
             )
+        for owner, at, expires in self.heartbeats:
+            cursor.execute(LEASE_RENEW, (expires, owner))
+            cursor.execute(WORKER_BEAT, (at, owner))
+        for owner, at in self.stops:
+            cursor.execute(LEASE_RELEASE, (owner,))
+            cursor.execute(WORKER_STOP, (at, owner))
+
+
+LEASE_RENEW = "UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?"
+LEASE_RELEASE = "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?"
+WORKER_BEAT = "UPDATE workers SET heartbeat_at = ? WHERE id = ?"
+WORKER_STOP = "UPDATE workers SET stopped_at = ? WHERE id = ?"
 
 
 def _execute_chunked(
     cursor: sqlite3.Cursor, head: str, width: int, rows: list[Any], tail: str = ""
-) -> None:
-    # Many rows per statement: executemany gives the GIL up and back once per row.
+) -> int:
+    """Many rows per statement (executemany gives the GIL up and back once per row); the rows
+    the statements changed."""
     group = "(" + ",".join("?" * width) + ")"
     per = max(1, min(500, 30_000 // width))  # under SQLite's 32,766 bound variables
+    conn = cursor.connection
+    before = conn.total_changes  # `rowcount` is -1 for statements that begin with WITH
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         cursor.execute(head + ",".join([group] * len(chunk)) + tail, [v for r in chunk for v in r])
+    return conn.total_changes - before
 
 
 def _encoded(columns: tuple[str, ...], rows: list[Any]) -> list[Any]:
@@ -181,18 +265,22 @@ _INT64 = (-(2**63), 2**63 - 1)
 OP_FIELDS = {
     # One letter per op position: k op kind, s text, n nullable text, i integer, f real,
     # r nullable real, j JSON.
-    "q": "ksnnnsjirnf",
-    "rq": "ks",
-    "s": "kssif",
-    "f": "kssnijjnf",
+    "q": "ksnnnsjirnfnr",
+    "rq": "ksnr",
+    "s": "kssifn",
+    "f": "kssnijjnfn",
     "d": "ksnsfjnffn",
     "sp": "kssnnssfrsnj",
     "run": "kssnnnfj",
     "run_done": "ksf",
+    "w": "ksssinfj",
+    "hb": "ksff",
+    "w_stop": "ksf",
 }
 _OP_NAMES = {
     "q": "task", "rq": "task requeue", "s": "task start", "f": "task result",
-    "d": "routing decision", "sp": "span", "run": "run", "run_done": "run end",
+    "d": "routing decision", "sp": "span", "run": "run", "run_done": "run end", "w": "worker",
+    "hb": "heartbeat", "w_stop": "worker stop",
 }  # fmt: skip
 
 
@@ -409,6 +497,7 @@ def write(
                 failed.append(f"{describe(chunk[0])}: {_error(exc)}")
             continue
         tries = 0
+        notes += batch.notes
         if note is not None:
             notes.append(note)
     if failed:

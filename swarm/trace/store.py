@@ -35,7 +35,7 @@ from sqlalchemy.pool import StaticPool
 from swarm.context import Span
 from swarm.errors import ConfigError, StoreError, TaskNotFound
 from swarm.models import OUT_OF_SCOPE, Decision, Result, Task, TaskStatus, new_id
-from swarm.trace import _rows
+from swarm.trace import _rows, leases
 from swarm.trace import approvals as _approvals
 from swarm.trace.owner import OWNER_KEY, owner_alive, process_owner
 from swarm.trace.schema import (
@@ -49,6 +49,7 @@ from swarm.trace.schema import (
     RunRow,
     SpanRow,
     TaskRow,
+    WorkerRow,
 )
 
 __all__ = ["DEFAULT_DB_URL", "TraceStore"]
@@ -62,6 +63,7 @@ _DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
 _SPANS: Table = SpanRow.__table__  # type: ignore[assignment]
 _RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 _FEEDBACK: Table = FeedbackRow.__table__  # type: ignore[assignment]
+_WORKERS: Table = WorkerRow.__table__  # type: ignore[assignment]
 _APPROVALS: Table = ApprovalRow.__table__  # type: ignore[assignment]
 _INSERT_ORDER = (_RUNS, _TASKS, _DECISIONS, _SPANS)
 
@@ -83,6 +85,12 @@ class TraceStore:
     of the batch as given. What cannot be stored at all (disk full, the writer process killed)
     makes the flushes waiting on it raise `StoreError`, and `close()` raise it once at the end;
     `write_errors` counts such batches and `last_error` says what the last one was.
+
+    Every task this store writes as queued is leased to this process (`swarm.trace.leases`):
+    the first one registers it as a lease owner (`hold_leases`), the writer renews its leases
+    every `heartbeat` s for `lease` s more, and `close()` releases what it still holds. So
+    several processes share one store and a task runs in one place at a time: `enqueue` puts a
+    task in the queue for any worker, `claim` takes queued tasks (and those whose lease expired).
     """
 
     def __init__(
@@ -93,8 +101,22 @@ class TraceStore:
         max_batch: int = 4000,
         writer: Literal["auto", "process", "thread"] = "auto",
         retry_for: float = 30.0,
+        lease: float = leases.DEFAULT_LEASE_S,
+        heartbeat: float | None = None,
     ) -> None:
+        if lease <= 0 or (heartbeat is not None and not 0 < heartbeat < lease):
+            raise ConfigError(
+                f"a lease lasts more than 0 s and its heartbeat is shorter: lease={lease}, "
+                f"heartbeat={heartbeat}"
+            )
         self.url = url
+        self.lease = lease
+        """Seconds a lease lasts from its last heartbeat."""
+        self.heartbeat = heartbeat if heartbeat is not None else lease / 3
+        """Seconds between two renewals of this process's leases."""
+        self.owner: str | None = None
+        """This process's id as a lease owner (a `workers` row), from its first task on."""
+        self._next_beat = 0.0
         self._flush_interval = flush_interval
         self._max_batch = max_batch
         self.engine = _make_engine(url)
@@ -141,6 +163,8 @@ class TraceStore:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        if self.owner is not None:  # what it still holds is free for others at once
+            self._ops.append(("w_stop", self.owner, time.time()))
         self._write_pending()
         if self._postgres is not None:
             self._postgres.close()
@@ -205,25 +229,46 @@ class TraceStore:
     def finish_run(self, run_id: str) -> None:
         self._push(("run_done", run_id, time.time()))
 
+    def hold_leases(
+        self,
+        *,
+        kind: str = "process",
+        agents: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Register this process as a lease owner (a `workers` row: `kind` is worker, run,
+        resume ..., `agents` the module it serves); its id. Once: later calls return that id."""
+        if self.owner is None:
+            op = leases.new_worker(kind, agents, meta)
+            self.owner = op[1]
+            self._next_beat = time.time() + self.heartbeat
+            self._push(op)
+        return self.owner
+
     def task_queued(self, task: Task, *, resumed: bool = False) -> None:
-        """A new task row; `resumed`: the row exists, set it back to queued for another run."""
+        """A new task row, leased to this process; `resumed`: the row exists, set it back to
+        queued and leased to this process, for another run (`take` or `claim` it first)."""
+        owner = self.owner or self.hold_leases()
+        now = time.time()
         if resumed:
-            self._push(("rq", task.id))
+            self._push(("rq", task.id, owner, now + self.lease))
             return
         t = task
         self._push(
             ("q", t.id, t.run_id, t.parent, t.session, t.text, t.payload, t.priority, t.deadline,
-             t.agent, time.time())
+             t.agent, now, owner, now + self.lease)
         )  # fmt: skip
 
     def task_started(self, task_id: str, agent: str, attempt: int) -> None:
-        self._push(("s", task_id, agent, attempt, time.time()))
+        """Written only while this process holds the task's lease."""
+        self._push(("s", task_id, agent, attempt, time.time(), self.owner))
 
     def task_finished(self, result: Result) -> None:
+        """Written only while this process holds the task's lease, which it releases."""
         r = result
         self._push(
             ("f", r.task_id, r.status.value, r.agent, r.attempts, r.hops, r.output, r.error,
-             time.time())
+             time.time(), self.owner)
         )  # fmt: skip
 
     def record_decision(self, task_id: str, decision: Decision) -> None:
@@ -277,6 +322,11 @@ class TraceStore:
         while not self._closed:
             self._wake.wait(self._flush_interval)
             self._wake.clear()
+            if self.owner is not None and (now := time.time()) >= self._next_beat:
+                # Every lease in one statement, through the one write path, in order after the
+                # rows that made them.
+                self._ops.append(("hb", self.owner, now, now + self.lease))
+                self._next_beat = now + self.heartbeat
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -495,9 +545,89 @@ class TraceStore:
                     status=status.value,
                     error=_safe_text_for(self.engine)(error),
                     finished_at=time.time(),
+                    lease_owner=None,
+                    lease_expires_at=None,
                 )
             )
         return int(res.rowcount or 0)
+
+    # ---- the shared queue (`swarm.trace.leases`): synchronous, durable at once -------------
+
+    def enqueue(
+        self,
+        text: str,
+        *,
+        agent: str | None = None,
+        payload: dict[str, Any] | None = None,
+        priority: int = 0,
+        session: str | None = None,
+    ) -> str:
+        """Put a task in the queue for whichever worker claims it first (`swarm worker`); its id.
+
+        The row is queued and unleased, committed before this returns. `agent` skips routing
+        (only workers that have that agent claim it). See `enqueue_many` for many at once.
+        """
+        task = Task(text=text, agent=agent, payload=payload or {}, priority=priority,
+                    session=session)  # fmt: skip
+        return self.enqueue_many([task])[0]
+
+    def enqueue_many(self, tasks: Iterable[Task | str]) -> list[str]:
+        """`enqueue` for many tasks (`Task`s or texts), in one transaction; their ids, in order.
+
+        A task's `parent` and `deadline` are not kept: a queued task is top-level, and deadlines
+        are on the clock of the process that runs it."""
+        items = [Task(text=t) if isinstance(t, str) else t for t in tasks]
+        if not items:
+            return []
+        now = time.time()
+        rows = [
+            {"id": t.id, "run_id": t.run_id, "session_id": t.session, "text": t.text,
+             "payload": t.payload, "priority": t.priority, "forced_agent": t.agent,
+             "status": TaskStatus.QUEUED.value, "attempts": 0, "created_at": now}
+            for t in items
+        ]  # fmt: skip
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(_TASKS.insert(), rows)
+        return [t.id for t in items]
+
+    def claim(
+        self, n: int, *, agents: Iterable[str] | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Lease up to `n` queued tasks (or tasks whose lease expired) to this process; their rows.
+
+        `agents`: the agents this process has (a task naming another is left); `run_id`: the run
+        a claimed task without one joins. See `swarm.trace.leases.claim`."""
+        owner = self.hold_leases(kind="worker")
+        with self._lock:
+            return leases.claim(
+                self.engine, owner, n, lease_s=self.lease, agents=agents, run_id=run_id
+            )
+
+    def take(
+        self, task_ids: Iterable[str], *, dead: Iterable[str] = (), force: bool = False
+    ) -> list[str]:
+        """Lease the unfinished tasks `task_ids` to this process where nobody alive holds them
+        (`dead`: owners known dead; `force`: whoever holds them); the ids it got."""
+        owner = self.hold_leases()
+        with self._lock:
+            return leases.take(
+                self.engine, owner, task_ids, lease_s=self.lease, dead=dead, force=force
+            )
+
+    def lost_leases(self, task_ids: Iterable[str]) -> dict[str, str | None]:
+        """Of `task_ids` (unfinished tasks this process runs), those whose lease another owner
+        holds now (or nobody): task id -> that owner."""
+        if self.owner is None:
+            return {}
+        with self._lock, self.engine.connect() as conn:
+            return leases.lost(conn, self.owner, task_ids)
+
+    def workers(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """`workers` rows (lease owners): those of `ids`, or all, latest heartbeat first."""
+        stmt = select(_WORKERS).order_by(_WORKERS.c.heartbeat_at.desc())
+        if ids is not None:
+            stmt = stmt.where(_WORKERS.c.id.in_(list(ids)))
+        return self._rows(stmt)
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -555,8 +685,13 @@ class TraceStore:
         status: str | Iterable[str] | None = None,
         roots_only: bool = False,
         limit: int | None = 50,
+        ids: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
+        """Task rows, latest first: of a run, in a status (or any of several), top-level only,
+        or exactly those `ids` (full ids)."""
         stmt = select(_TASKS).order_by(_TASKS.c.created_at.desc(), _TASKS.c.id.desc())
+        if ids is not None:
+            stmt = stmt.where(_TASKS.c.id.in_(list(ids)))
         if run_id is not None:
             stmt = stmt.where(_TASKS.c.run_id == run_id)
         if isinstance(status, str):
@@ -727,11 +862,29 @@ def _write_core(conn: Any, batch: _rows.Batch) -> None:
         (_TASKS, _rows.TASK_COLUMNS, list(batch.tasks.values())),
         (_DECISIONS, _rows.DECISION_COLUMNS, batch.decisions),
         (_SPANS, _rows.SPAN_COLUMNS, batch.spans),
+        (_WORKERS, _rows.WORKER_COLUMNS, batch.workers),
     )
     for table, columns, rows in tables:
         if rows:
             conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
-    for columns, rows in batch.update_groups().items():
+    for (columns, guarded), rows in batch.update_groups().items():
+        if guarded:  # only the rows whose lease this owner still holds, locked until commit
+            owners: dict[str, list[str]] = {}
+            for r in rows:
+                owners.setdefault(r[-2], []).append(r[-1])
+            held = set()
+            for owner, ids in owners.items():
+                held |= set(
+                    conn.execute(
+                        select(_TASKS.c.id)
+                        .where(_TASKS.c.id.in_(ids), _TASKS.c.lease_owner == owner)
+                        .with_for_update()
+                    ).scalars()
+                )
+            batch.refused(len(rows) - len(held), [r[-1] for r in rows if r[-1] not in held])
+            rows = [(*r[:-2], r[-1]) for r in rows if r[-1] in held]
+            if not rows:
+                continue
         stmt = (
             update(_TASKS)
             .where(_TASKS.c.id == bindparam("_task_id"))
@@ -742,6 +895,14 @@ def _write_core(conn: Any, batch: _rows.Batch) -> None:
         )
     for run_id, at in batch.run_done:
         conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(finished_at=at))
+    leased = _TASKS.c.lease_owner
+    for owner, at, expires in batch.heartbeats:  # as _rows.LEASE_RENEW and WORKER_BEAT
+        conn.execute(update(_TASKS).where(leased == owner).values(lease_expires_at=expires))
+        conn.execute(update(_WORKERS).where(_WORKERS.c.id == owner).values(heartbeat_at=at))
+    for owner, at in batch.stops:  # as _rows.LEASE_RELEASE and WORKER_STOP
+        released = {"lease_owner": None, "lease_expires_at": None}
+        conn.execute(update(_TASKS).where(leased == owner).values(released))
+        conn.execute(update(_WORKERS).where(_WORKERS.c.id == owner).values(stopped_at=at))
 
 
 def _gist(row: dict[str, Any]) -> str:

@@ -274,7 +274,8 @@ def test_the_unstorable_row_alone_is_reported_and_the_rest_is_written(db_url: st
 
 
 def test_safe_op_makes_every_column_storable() -> None:
-    op = ("q", "id\ud800", None, 7, None, "a\x00b", {"k": 2**70}, 2**80, math.nan, Opaque(), 1.0)
+    op = ("q", "id\ud800", None, 7, None, "a\x00b", {"k": 2**70}, 2**80, math.nan, Opaque(), 1.0,
+          None, None)  # fmt: skip
     safe = _rows.safe_op(op)
     assert safe[1] == "id\\ud800" and safe[3] == "7" and safe[5] == "a\x00b"
     assert safe[6] == (_rows._JSON, '{"k": 1180591620717411303424}')
