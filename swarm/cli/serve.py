@@ -9,6 +9,7 @@ import click
 
 from swarm.cli.common import (
     DB_OPTION,
+    EXECUTOR_OPTION,
     MODELS_OPTION,
     ROUTER_OPTION,
     importable_cwd,
@@ -33,6 +34,7 @@ __all__ = ["serve"]
 @ROUTER_OPTION
 @MODELS_OPTION
 @DB_OPTION
+@EXECUTOR_OPTION
 @click.option("--concurrency", default=64, show_default=True, help="Agents running at once.")
 @click.option(
     "--max-body",
@@ -54,6 +56,7 @@ def serve(
     router_spec: str,
     models_dir: str,
     db: str,
+    executor_spec: str | None,
     concurrency: int,
     max_body: int,
     log_level: str,
@@ -64,6 +67,7 @@ def serve(
     it, swarm serve listens on loopback only."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from swarm.executors import executor_from_spec
     from swarm.serve import check_bind
     from swarm.serve import serve as run_server
     from swarm.serve.security import token_from_env
@@ -82,6 +86,7 @@ def serve(
         db=db,
         llm=llm_from_env(),
         concurrency=concurrency,
+        executor=executor_from_spec(executor_spec),
         run_kind="serve",
         run_meta={"router": router_spec, "agents": agents_spec},
     )

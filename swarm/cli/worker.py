@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from swarm.cli.common import (
     DB_OPTION,
+    EXECUTOR_OPTION,
     MODELS_OPTION,
     ROUTER_OPTION,
     importable_cwd,
@@ -35,6 +36,7 @@ _FINISHED = ("done", "failed", "rejected", "cancelled")
 @DB_OPTION
 @ROUTER_OPTION
 @MODELS_OPTION
+@EXECUTOR_OPTION
 @click.option("--concurrency", default=16, show_default=True, help="Tasks held at once.")
 @click.option(
     "--lease",
@@ -54,6 +56,7 @@ def worker(
     db: str,
     router_spec: str,
     models_dir: str,
+    executor_spec: str | None,
     concurrency: int,
     lease: float,
     heartbeat: float | None,
@@ -68,6 +71,7 @@ def worker(
     import asyncio
     import signal
 
+    from swarm.executors import executor_from_spec
     from swarm.worker import Worker
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -85,6 +89,7 @@ def worker(
         poll=poll,
         agents_spec=agents_spec,  # recorded with its run, for `swarm resume`
         llm=llm_from_env(),
+        executor=executor_from_spec(executor_spec),
     )
 
     async def go() -> None:
