@@ -187,7 +187,8 @@ def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path, how
     import subprocess
     import sys
 
-    from conftest import HERE, ROOT
+    here = Path(__file__).resolve().parent  # not `from conftest import`: which conftest that is
+    root = here.parents[1]  # depends on what pytest collected first
 
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     command = [
@@ -196,7 +197,7 @@ def test_swarm_run_with_the_ray_executor(ray_connected: Any, tmp_path: Path, how
         "--executor",
         f"ray:{ray_connected.address}" if how == "gcs" else ray_connected.client_address,
     ]  # fmt: skip
-    path = os.pathsep.join([str(HERE), str(ROOT), str(ROOT / "examples")])
+    path = os.pathsep.join([str(here), str(root), str(root / "examples")])
     env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
