@@ -137,6 +137,7 @@ class Worker:
             self.registry,
             self.router,
             store=store,
+            approvals=store,  # `ctx.approve` works in a worker as in `swarm run`
             run_id=self.run_id,
             concurrency=self.concurrency,
             **self.options,

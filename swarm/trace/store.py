@@ -803,39 +803,52 @@ class TraceStore:
     # ---- schema --------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
-        try:
-            with self._lock, self.engine.begin() as conn:
-                found = _stored_version(conn)
-                if found is not None and int(found) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"trace store {self.shown_url} has schema version {found}; this swarm "
-                        f"knows versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db "
-                        "elsewhere."
-                    )
-                Base.metadata.create_all(conn)
-                # A store made before decisions named their rule gets the nullable column.
-                columns = {c["name"] for c in inspect(conn).get_columns("routing_decisions")}
-                if "rule" not in columns:
-                    conn.execute(text("ALTER TABLE routing_decisions ADD COLUMN rule VARCHAR(32)"))
-                meta = MetaRow.__table__
-                if found is None:
-                    conn.execute(
-                        meta.insert(),  # type: ignore[attr-defined]
-                        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                    )
-                    return
-                version = int(found)
-                while version < SCHEMA_VERSION:  # additive steps, in one transaction
-                    for statement in MIGRATIONS.get(version, ()):
-                        conn.execute(text(statement))
-                    version += 1
-                conn.execute(
-                    update(meta)  # type: ignore[arg-type]
-                    .where(MetaRow.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
+        """Make the tables, or migrate them, once, even when several processes open one new
+        database at the same moment (workers started together): PostgreSQL serialises them with
+        an advisory lock; elsewhere, the loser of a race on a CREATE sees the winner's tables on
+        its next try."""
+        for attempt in range(_SCHEMA_TRIES):
+            try:
+                self._make_schema()
+                return
+            except SQLAlchemyError as exc:
+                if attempt == _SCHEMA_TRIES - 1:
+                    raise StoreError(f"cannot open trace store {self.shown_url}: {exc}") from exc
+                time.sleep(0.05 * (attempt + 1))
+
+    def _make_schema(self) -> None:
+        with self._lock, self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # held until this transaction ends
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            found = _stored_version(conn)
+            if found is not None and int(found) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"trace store {self.shown_url} has schema version {found}; this swarm "
+                    f"knows versions up to {SCHEMA_VERSION}. Upgrade swarm or point --db "
+                    "elsewhere."
                 )
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open trace store {self.shown_url}: {exc}") from exc
+            Base.metadata.create_all(conn)
+            # A store made before decisions named their rule gets the nullable column.
+            columns = {c["name"] for c in inspect(conn).get_columns("routing_decisions")}
+            if "rule" not in columns:
+                conn.execute(text("ALTER TABLE routing_decisions ADD COLUMN rule VARCHAR(32)"))
+            meta = MetaRow.__table__
+            if found is None:
+                conn.execute(
+                    meta.insert(),  # type: ignore[attr-defined]
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                )
+                return
+            version = int(found)
+            while version < SCHEMA_VERSION:  # additive steps, in one transaction
+                for statement in MIGRATIONS.get(version, ()):
+                    conn.execute(text(statement))
+                version += 1
+            conn.execute(
+                update(meta)  # type: ignore[arg-type]
+                .where(MetaRow.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
 
     @property
     def schema_version(self) -> int:
@@ -844,6 +857,10 @@ class TraceStore:
                 select(MetaRow.value).where(MetaRow.key == "schema_version")
             ).scalar_one()
         return int(value)
+
+
+_SCHEMA_TRIES = 5
+_SCHEMA_LOCK = 0x5357_4152_4D00  # "SWARM": the advisory lock key of schema changes
 
 
 def _stored_version(conn: Any) -> str | None:
