@@ -569,13 +569,22 @@ function feedbackSection(task) {
     }
   };
   const choices = [...state.agents.filter((a) => a.name !== task.agent).map((a) => a.name), OUT_OF_SCOPE];
-  const picker = el("select", { id: "feedback-agent", onchange: (e) => { open.feedbackAgent = e.target.value; } },
+  // No agent chosen until the person chooses one: a stray click must not record a correction.
+  if (!choices.includes(open.feedbackAgent)) open.feedbackAgent = "";
+  const picker = el("select", { id: "feedback-agent", onchange: (e) => {
+    open.feedbackAgent = e.target.value;
+    $("feedback-correct").disabled = !open.feedbackAgent;
+  } },
+    el("option", { value: "", selected: !open.feedbackAgent }, "choose an agent…"),
     choices.map((name) => el("option", { value: name, selected: name === open.feedbackAgent },
       name === OUT_OF_SCOPE ? "nobody (out of scope)" : name)));
   const right = el("button", { type: "button", class: "good", id: "feedback-good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
   const wrong = el("button", { type: "button", class: "bad", id: "feedback-bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
-  const belongs = el("button", { type: "button", id: "feedback-correct",
-    onclick: (e) => send({ verdict: "bad", agent: $("feedback-agent").value }, e.currentTarget) }, "Correct the routing");
+  const belongs = el("button", { type: "button", id: "feedback-correct", disabled: !open.feedbackAgent,
+    onclick: (e) => {
+      const agent = $("feedback-agent").value;
+      if (agent) send({ verdict: "bad", agent }, e.currentTarget);
+    } }, "Correct the routing");
   return el("section", { class: "card feedback", "aria-labelledby": "feedback-heading" },
     el("h3", { id: "feedback-heading" }, "Was it routed well?"),
     el("div", { class: "buttons", role: "group", "aria-label": "Verdict" }, right, wrong),
@@ -876,7 +885,7 @@ function versionFigures(v) {
   if (typeof m.heldout_accuracy === "number") {
     const n = Number(m.heldout_examples) || 0;
     items.push(figure(METRIC_LABELS.heldout_accuracy, m.heldout_accuracy,
-      `each of its ${n || "training"} example${n === 1 ? "" : "s"} scored by the members that did not train on it`));
+      `${n ? `${n} examples` : "its examples"}, each scored by ensemble members that did not train on it`));
   }
   if (!items.length && typeof v.accuracy === "number") {
     const on = v.measured_on || {};
@@ -943,11 +952,13 @@ async function loadMetrics() {
     $("matrix-wrap").replaceChildren();
     return;
   }
-  summary.replaceChildren(el("strong", { class: "accuracy" }, percent(m.accuracy)),
-    ` of the ${m.n} task${m.n === 1 ? "" : "s"} people judged were routed right`,
-    m.source ? ` (from ${m.source})` : "", ".");
+  summary.replaceChildren(el("span", { class: "figure-label" }, "feedback accuracy "),
+    el("strong", { class: "accuracy" }, percent(m.accuracy)),
+    el("span", { class: "figure-on muted" },
+      `right of the ${m.n} task${m.n === 1 ? "" : "s"} people judged (feedback), routed by whichever ` +
+      "version served then: not comparable with a version's suite or out-of-fold figure"));
   $("matrix-wrap").replaceChildren(...confusionTable(m.labels || [], m.confusion || []),
-    perLabelTable(m.per_label || {}));
+    perLabelTable(m.per_label || {}, m.labels || [], m.confusion || []));
 }
 
 function confusionTable(labels, matrix) {
@@ -969,16 +980,30 @@ function confusionTable(labels, matrix) {
     "Rows: the agent a task belonged to; columns: where the router sent it.")];
 }
 
-function perLabelTable(perLabel) {
-  const labels = Object.keys(perLabel);
-  if (!labels.length) return "";
-  const cell = (v) => el("td", {}, typeof v === "number" ? percent(v) : "");
+// Precision of an agent nothing was sent to, and recall of one no task belonged to, are not 0%:
+// there is nothing to measure them on, and the table says so ("—").
+function perLabelTable(perLabel, labels, confusion) {
+  const names = Object.keys(perLabel);
+  if (!names.length) return "";
+  const sentTo = (name) => {  // tasks the router sent to `name`: its column of the matrix
+    const j = labels.indexOf(name);
+    return j < 0 ? null : confusion.reduce((sum, row) => sum + Number((row || [])[j] || 0), 0);
+  };
+  const cell = (v, measured, why) => (measured && typeof v === "number"
+    ? el("td", {}, percent(v))
+    : el("td", { class: "muted", title: why }, "—", el("span", { class: "visually-hidden" }, ` (${why})`)));
   return el("table", { class: "per-label" },
     el("caption", {}, "Per agent"),
     el("thead", {}, el("tr", {}, ["Agent", "Precision", "Recall", "Tasks"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, labels.map((l) => el("tr", {},
-      el("th", { scope: "row" }, l), cell(perLabel[l].precision), cell(perLabel[l].recall),
-      el("td", {}, String(perLabel[l].support ?? ""))))));
+    el("tbody", {}, names.map((l) => {
+      const score = perLabel[l];
+      const support = Number(score.support) || 0;
+      return el("tr", { "data-agent": l },
+        el("th", { scope: "row" }, l),
+        cell(score.precision, sentTo(l) !== 0, "no task was sent to it"),
+        cell(score.recall, support > 0, "no judged task belonged to it"),
+        el("td", {}, String(score.support ?? "")));
+    })));
 }
 
 // ---- views -----------------------------------------------------------------------------------
