@@ -904,9 +904,8 @@ function versionFigures(v) {
 // page: window.confirm cannot say why, and blocks the page's event stream while it waits).
 function confirmKeptBeside(v, serving) {
   const dialog = $("use-dialog");
-  $("use-heading").textContent = `Use ${v.version}? The promotion gate kept it beside.`;
-  $("use-why").textContent = v.promotion.reason
-    ? `The gate said: ${v.promotion.reason}.` : "The gate did not promote it.";
+  $("use-heading").textContent = "Use a version the promotion gate kept beside?";
+  $("use-why").textContent = `The gate kept ${v.version} beside: ${v.promotion.reason || "it did not promote it"}.`;
   $("use-cancel").textContent = serving ? `Keep ${serving}` : "Cancel";
   $("use-confirm").textContent = `Use ${v.version} anyway`;
   dialog.returnValue = "";

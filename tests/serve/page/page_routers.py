@@ -58,8 +58,13 @@ def _gate(promoted: bool, before: float, after: float, held_out: str, size: int)
     )
 
     def report(version: str, accuracy: float) -> dict[str, Any]:
-        return {"version": version, "examples": size, "accuracy": accuracy, "macro_f1": accuracy,
-                "ece": 0.05}
+        return {
+            "version": version,
+            "examples": size,
+            "accuracy": accuracy,
+            "macro_f1": accuracy,
+            "ece": 0.05,
+        }
 
     return {
         "promoted": promoted,
