@@ -32,7 +32,13 @@ try:
 except ImportError:
     if os.environ.get("CI"):
         raise
-    collect_ignore = ["test_page.py", "test_page_router.py", "test_page_token.py"]
+    collect_ignore = [
+        "test_page.py",
+        "test_page_bank.py",
+        "test_page_router.py",
+        "test_page_token.py",
+        "test_page_versions.py",
+    ]
 TIMEOUT_MS = 20_000
 """How long a page action or an `expect` waits: generous, the test machine may be busy."""
 
