@@ -569,13 +569,22 @@ function feedbackSection(task) {
     }
   };
   const choices = [...state.agents.filter((a) => a.name !== task.agent).map((a) => a.name), OUT_OF_SCOPE];
-  const picker = el("select", { id: "feedback-agent", onchange: (e) => { open.feedbackAgent = e.target.value; } },
+  // No agent chosen until the person chooses one: a stray click must not record a correction.
+  if (!choices.includes(open.feedbackAgent)) open.feedbackAgent = "";
+  const picker = el("select", { id: "feedback-agent", onchange: (e) => {
+    open.feedbackAgent = e.target.value;
+    $("feedback-correct").disabled = !open.feedbackAgent;
+  } },
+    el("option", { value: "", selected: !open.feedbackAgent }, "choose an agent…"),
     choices.map((name) => el("option", { value: name, selected: name === open.feedbackAgent },
       name === OUT_OF_SCOPE ? "nobody (out of scope)" : name)));
   const right = el("button", { type: "button", class: "good", id: "feedback-good", onclick: (e) => send({ verdict: "good" }, e.currentTarget) }, "Right");
   const wrong = el("button", { type: "button", class: "bad", id: "feedback-bad", onclick: (e) => send({ verdict: "bad" }, e.currentTarget) }, "Wrong");
-  const belongs = el("button", { type: "button", id: "feedback-correct",
-    onclick: (e) => send({ verdict: "bad", agent: $("feedback-agent").value }, e.currentTarget) }, "Correct the routing");
+  const belongs = el("button", { type: "button", id: "feedback-correct", disabled: !open.feedbackAgent,
+    onclick: (e) => {
+      const agent = $("feedback-agent").value;
+      if (agent) send({ verdict: "bad", agent }, e.currentTarget);
+    } }, "Correct the routing");
   return el("section", { class: "card feedback", "aria-labelledby": "feedback-heading" },
     el("h3", { id: "feedback-heading" }, "Was it routed well?"),
     el("div", { class: "buttons", role: "group", "aria-label": "Verdict" }, right, wrong),
@@ -803,49 +812,119 @@ async function loadVersions() {
     return;
   }
   const serving = data.serving;
-  // The API lists versions oldest first: rolling back goes to the one saved before the serving one.
+  // The API lists versions oldest first: rolling back goes to the one saved before the serving
+  // one, passing over those the promotion gate kept beside (they never earned their place).
   const saved = data.versions || [];
   const index = saved.findIndex((v) => v.version === serving);
-  const previous = index > 0 ? saved[index - 1] : null;
+  const previous = saved.slice(0, Math.max(index, 0)).reverse().find((v) => !keptBeside(v)) || null;
   const versions = [...saved].reverse();
   const servingLine = $("versions-serving");
   servingLine.replaceChildren(serving ? `Serving ${serving}.` : "No router version serves.",
     data.routing && data.routing !== serving ? ` This server routes with ${data.routing}.` : "");
   if (previous) {
     servingLine.append(" ", el("button", { type: "button", class: "rollback",
-      onclick: (e) => useVersion(previous.version, e.currentTarget) }, `Roll back to ${previous.version}`));
+      onclick: (e) => useVersion(previous, e.currentTarget) }, `Roll back to ${previous.version}`));
   }
   $("versions-body").replaceChildren(...versions.map((v) => {
     const isServing = v.version === serving;
-    return el("tr", { "data-version": v.version, class: isServing ? "serving" : null },
-      el("th", { scope: "row", class: "mono" }, v.version, isServing ? el("span", { class: "chip status-done" }, "serving") : null),
-      el("td", {}, when(v.created_at)),
-      el("td", {}, versionFigures(v)),
-      el("td", {}, isServing ? null : el("button", { type: "button",
-        "aria-label": `Use ${v.version}`, onclick: (e) => useVersion(v.version, e.currentTarget) }, "Use")));
+    const gate = gateOf(v);
+    return el("tr", { "data-version": v.version, "data-gate": gate.kind, class: isServing ? "serving" : null },
+      el("th", { scope: "row" },
+        el("span", { class: "version-name mono" }, v.version),
+        isServing ? el("span", { class: "chip status-done" }, "serving") : null,
+        el("span", { class: "version-created muted" }, when(v.created_at),
+          v.parent ? ` · from ${v.parent}` : "")),
+      el("td", { class: "gate" }, el("span", { class: `chip gate-${gate.kind}` }, gate.word),
+        gate.reason ? el("span", { class: "gate-reason muted" }, gate.reason) : null),
+      el("td", { class: "figures" }, versionFigures(v)),
+      el("td", { class: "actions" }, isServing ? null : el("button", { type: "button",
+        class: gate.kind === "kept" ? "kept" : null,
+        "aria-label": `Use ${v.version}`, onclick: (e) => useVersion(v, e.currentTarget) }, gate.kind === "kept" ? "Use…" : "Use")));
   }));
   $("versions-empty").hidden = versions.length > 0;
 }
 
+// The promotion gate's verdict on a version (the manifest's `promotion`, absent for a version
+// trained from scratch, which was not compared with another).
+const keptBeside = (v) => Boolean(v.promotion) && v.promotion.promoted === false;
+
+function gateOf(v) {
+  const p = v.promotion;
+  if (!p) return { kind: "none", word: "trained", reason: "not compared with another version" };
+  if (p.promoted === false) return { kind: "kept", word: "kept beside", reason: p.reason || "" };
+  return { kind: "promoted", word: "promoted", reason: p.reason || "" };
+}
+
+// Each figure with what it was measured on: a gate's held-out set (suites, an eval file) and a
+// version's own out-of-fold figure on its training data are not comparable, and must not look it.
+const METRIC_LABELS = {
+  heldout_accuracy: "out-of-fold accuracy on training data",
+  heldout_in_scope_accuracy: "out-of-fold in-scope accuracy on training data",
+  heldout_oos_recall: "out-of-fold out-of-scope recall on training data",
+  heldout_ece: "out-of-fold calibration error on training data",
+};
+
+function figure(label, value, on) {
+  return el("li", { class: "figure" }, el("span", { class: "figure-label" }, label), " ",
+    el("strong", {}, percent(value)), on ? el("span", { class: "figure-on muted" }, on) : null);
+}
+
 function versionFigures(v) {
-  if (typeof v.accuracy === "number") {
-    const on = v.measured_on || {};
-    const size = on.size ? ` (${on.size})` : "";
-    return `accuracy ${percent(v.accuracy)}${on.name ? ` on ${on.name}${size}` : ""}`;
+  const items = [];
+  const p = v.promotion;
+  if (p && p.after && typeof p.after.accuracy === "number") {
+    const on = p.held_out || {};
+    const name = on.name || "a held-out set";
+    const label = /^suites?\b/.test(name) ? "suite accuracy" : "held-out accuracy";
+    const before = p.before && typeof p.before.accuracy === "number"
+      ? `; the version serving then: ${percent(p.before.accuracy)}` : "";
+    items.push(figure(label, p.after.accuracy,
+      `on ${name}${on.size ? ` (${on.size} texts)` : ""}${before}`));
   }
-  return metricsText(v.metrics);
+  const m = v.metrics || {};
+  if (typeof m.heldout_accuracy === "number") {
+    const n = Number(m.heldout_examples) || 0;
+    items.push(figure(METRIC_LABELS.heldout_accuracy, m.heldout_accuracy,
+      `${n ? `${n} examples` : "its examples"}, each scored by ensemble members that did not train on it`));
+  }
+  if (!items.length && typeof v.accuracy === "number") {
+    const on = v.measured_on || {};
+    items.push(figure("accuracy", v.accuracy, on.name ? `on ${on.name}${on.size ? ` (${on.size})` : ""}` : ""));
+  }
+  if (!items.length) {
+    for (const [k, value] of Object.entries(m).filter(([, x]) => typeof x === "number").slice(0, 3)) {
+      items.push(el("li", { class: "figure" }, `${METRIC_LABELS[k] || k.replaceAll("_", " ")} `,
+        el("strong", {}, value <= 1 && value >= 0 && !Number.isInteger(value) ? percent(value) : String(value))));
+    }
+  }
+  return items.length ? el("ul", { class: "figures-list" }, items) : el("span", { class: "muted" }, "no figures saved");
 }
 
-function metricsText(metrics) {
-  if (!metrics || typeof metrics !== "object") return "";
-  return Object.entries(metrics)
-    .filter(([, v]) => typeof v === "number" || typeof v === "string")
-    .slice(0, 4)
-    .map(([k, v]) => `${k} ${typeof v === "number" && v <= 1 && v >= 0 && !Number.isInteger(v) ? percent(v) : v}`)
-    .join(" · ");
+// Resolves to whether the person confirmed using a version the gate kept beside (a dialog of the
+// page: window.confirm cannot say why, and blocks the page's event stream while it waits).
+function confirmKeptBeside(v, serving) {
+  const dialog = $("use-dialog");
+  $("use-heading").textContent = "Use a version the promotion gate kept beside?";
+  $("use-why").textContent = `The gate kept ${v.version} beside: ${v.promotion.reason || "it did not promote it"}.`;
+  $("use-cancel").textContent = serving ? `Keep ${serving}` : "Cancel";
+  $("use-confirm").textContent = `Use ${v.version} anyway`;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "use"), { once: true });
+    dialog.showModal();
+    $("use-cancel").focus();  // the safe answer is the one Enter gives
+  });
 }
 
-async function useVersion(version, button) {
+async function useVersion(v, button) {
+  const version = v.version;
+  if (keptBeside(v)) {
+    const serving = $("versions-body").querySelector("tr.serving");
+    if (!(await confirmKeptBeside(v, serving && serving.dataset.version))) {
+      button.focus();
+      return;
+    }
+  }
   button.disabled = true;
   try {
     await api(`/v1/router/versions/${encodeURIComponent(version)}/use`, { method: "POST" });
@@ -872,11 +951,13 @@ async function loadMetrics() {
     $("matrix-wrap").replaceChildren();
     return;
   }
-  summary.replaceChildren(el("strong", { class: "accuracy" }, percent(m.accuracy)),
-    ` of the ${m.n} task${m.n === 1 ? "" : "s"} people judged were routed right`,
-    m.source ? ` (from ${m.source})` : "", ".");
+  summary.replaceChildren(el("span", { class: "figure-label" }, "feedback accuracy "),
+    el("strong", { class: "accuracy" }, percent(m.accuracy)),
+    el("span", { class: "figure-on muted" },
+      `right of the ${m.n} task${m.n === 1 ? "" : "s"} people judged (feedback), routed by whichever ` +
+      "version served then: not comparable with a version's suite or out-of-fold figure"));
   $("matrix-wrap").replaceChildren(...confusionTable(m.labels || [], m.confusion || []),
-    perLabelTable(m.per_label || {}));
+    perLabelTable(m.per_label || {}, m.labels || [], m.confusion || []));
 }
 
 function confusionTable(labels, matrix) {
@@ -898,16 +979,30 @@ function confusionTable(labels, matrix) {
     "Rows: the agent a task belonged to; columns: where the router sent it.")];
 }
 
-function perLabelTable(perLabel) {
-  const labels = Object.keys(perLabel);
-  if (!labels.length) return "";
-  const cell = (v) => el("td", {}, typeof v === "number" ? percent(v) : "");
+// Precision of an agent nothing was sent to, and recall of one no task belonged to, are not 0%:
+// there is nothing to measure them on, and the table says so ("—").
+function perLabelTable(perLabel, labels, confusion) {
+  const names = Object.keys(perLabel);
+  if (!names.length) return "";
+  const sentTo = (name) => {  // tasks the router sent to `name`: its column of the matrix
+    const j = labels.indexOf(name);
+    return j < 0 ? null : confusion.reduce((sum, row) => sum + Number((row || [])[j] || 0), 0);
+  };
+  const cell = (v, measured, why) => (measured && typeof v === "number"
+    ? el("td", {}, percent(v))
+    : el("td", { class: "muted", title: why }, "—", el("span", { class: "visually-hidden" }, ` (${why})`)));
   return el("table", { class: "per-label" },
     el("caption", {}, "Per agent"),
     el("thead", {}, el("tr", {}, ["Agent", "Precision", "Recall", "Tasks"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, labels.map((l) => el("tr", {},
-      el("th", { scope: "row" }, l), cell(perLabel[l].precision), cell(perLabel[l].recall),
-      el("td", {}, String(perLabel[l].support ?? ""))))));
+    el("tbody", {}, names.map((l) => {
+      const score = perLabel[l];
+      const support = Number(score.support) || 0;
+      return el("tr", { "data-agent": l },
+        el("th", { scope: "row" }, l),
+        cell(score.precision, sentTo(l) !== 0, "no task was sent to it"),
+        cell(score.recall, support > 0, "no judged task belonged to it"),
+        el("td", {}, String(score.support ?? "")));
+    })));
 }
 
 // ---- views -----------------------------------------------------------------------------------

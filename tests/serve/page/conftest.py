@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,13 @@ try:
 except ImportError:
     if os.environ.get("CI"):
         raise
-    collect_ignore = ["test_page.py", "test_page_router.py", "test_page_token.py"]
+    collect_ignore = [
+        "test_page.py",
+        "test_page_bank.py",
+        "test_page_router.py",
+        "test_page_token.py",
+        "test_page_versions.py",
+    ]
 TIMEOUT_MS = 20_000
 """How long a page action or an `expect` waits: generous, the test machine may be busy."""
 
@@ -91,7 +97,10 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def _serve(tmp: Path, token: str = "") -> Iterator[Served]:
+def _serve(
+    tmp: Path, token: str = "", build: Callable[[Path], object] | None = None
+) -> Iterator[Served]:
+    """`build(models_dir)` saves the router versions (default: `page_routers.build_versions`)."""
     from swarm import Swarm
     from swarm.router.keyword import KeywordRouter
     from swarm.testing.serve import LiveServer
@@ -101,7 +110,7 @@ def _serve(tmp: Path, token: str = "") -> Iterator[Served]:
 
     db_url = f"sqlite:///{tmp / 'swarm.db'}"
     models_dir = tmp / "models"
-    build_versions(models_dir)
+    (build or build_versions)(models_dir)
     agents = [a() for a in AGENTS]
     # The keyword router routes (fast, no encoder); the saved versions are what the page switches.
     swarm = Swarm(agents, router=KeywordRouter(agents), db=db_url, run_kind="serve")

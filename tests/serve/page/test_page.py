@@ -102,9 +102,20 @@ def test_feedback_wrong_belongs_to_another_agent_is_stored(
     expect(pg.locator("section.decision .bar-row.chosen .bar-label")).to_have_text("cards")
 
     feedback = pg.locator("section.feedback")
-    feedback.get_by_label("It belongs to").select_option("accounts")
-    feedback.get_by_role("button", name="Correct the routing").click()
+    # No agent is chosen for the person: until one is, there is no correction to send.
+    picker = feedback.get_by_label("It belongs to")
+    expect(picker).to_have_value("")
+    expect(picker.locator("option:checked")).to_have_text("choose an agent…")
+    correct = feedback.get_by_role("button", name="Correct the routing")
+    expect(correct).to_be_disabled()
+    picker.select_option("accounts")
+    expect(correct).to_be_enabled()
+    picker.select_option("")
+    expect(correct).to_be_disabled()
+    picker.select_option("accounts")
+    correct.click()
     expect(feedback.get_by_role("status")).to_have_text("Stored: correction → accounts. Thank you.")
+    expect(picker).to_have_value("accounts")  # kept when the task's view is rebuilt
 
     with TraceStore(page_server.db_url) as store:
         rows = [r for r in store.feedback() if r["task_id"] == task_id]
@@ -116,7 +127,17 @@ def test_feedback_wrong_belongs_to_another_agent_is_stored(
     pg.get_by_role("link", name="Router").click()
     cell = pg.locator("table.matrix td[title='accounts → cards: 1']")
     expect(cell).to_have_class("miss")
-    expect(pg.locator("#metrics-summary")).to_contain_text("routed right")
+    expect(pg.locator("#metrics-summary")).to_contain_text("feedback accuracy 0.0%")
+    expect(pg.locator("#metrics-summary")).to_contain_text("people judged (feedback)")
+    # Per agent: no task went to accounts (no precision), none belonged to cards (no recall).
+    per_agent = pg.locator("table.per-label")
+    accounts = per_agent.locator("tr[data-agent='accounts'] td")
+    cards = per_agent.locator("tr[data-agent='cards'] td")
+    expect(accounts.nth(0)).to_have_text("— (no task was sent to it)")
+    expect(accounts.nth(1)).to_have_text("0.0%")
+    expect(cards.nth(0)).to_have_text("0.0%")
+    expect(cards.nth(1)).to_have_text("— (no judged task belonged to it)")
+    expect(cards.nth(2)).to_have_text("0")
     pg.screenshot(path=str(screenshots / "router.png"), full_page=True)
     assert page.errors == []
 
