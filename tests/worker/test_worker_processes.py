@@ -139,6 +139,13 @@ def test_a_killed_workers_tasks_are_taken_over_none_lost_none_twice(
 
         _until(all_finished, 120, "every task to finish")
         rows = {r["id"]: r for r in store.tasks(ids=ids, limit=None)}
+        # `swarm workers` tells the truth of the killed one: dead (its pid is gone from this
+        # host), holding nothing (its tasks were taken over); the others run.
+        listed = _swarm(tmp_path, "workers", "--db", any_url, "--json")
+        assert listed.returncode == 0, listed.stderr
+        states = {w["pid"]: (w["state"], w["leases"]) for w in json.loads(listed.stdout)["workers"]}
+        assert states[victim.pid] == ("dead", 0)
+        assert all(states[p.pid][0] == "running" for p in procs[1:]), states
     finally:
         _stop(procs)
         store.close()
@@ -192,7 +199,7 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert listed.returncode == 0, listed.stderr
         [row] = json.loads(listed.stdout)["workers"]
         assert row["id"] == held["worker"] and row["pid"] == worker.pid and row["leases"] == 2
-        assert row["heartbeat_age_s"] < LEASE_S
+        assert row["heartbeat_age_s"] < LEASE_S and row["state"] == "running"
         # Stopping twice cancels what the worker runs, without waiting for it.
         os.killpg(worker.pid, signal.SIGTERM)
         time.sleep(1.0)
