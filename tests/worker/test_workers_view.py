@@ -73,8 +73,9 @@ def test_each_worker_shows_its_true_state_and_the_leases_it_holds_now(store: Tra
         "stopped": _worker(store, "stopped", stopped_at=now - 5, heartbeat_at=now - 5),
         "alive": _worker(store, "alive"),
         # alive but hung: no heartbeat for longer than its own lease (5 s, in its meta)
-        "hung": _worker(store, "hung", heartbeat_at=now - 6,
-                        meta={"started": me["started"], "lease": 5.0}),  # fmt: skip
+        "hung": _worker(
+            store, "hung", heartbeat_at=now - 6, meta={"started": me["started"], "lease": 5.0}
+        ),  # fmt: skip
         # another host cannot be checked by pid: judged by its heartbeat, against its lease
         "far_silent": _worker(store, "far", host="elsewhere.invalid", pid=1, heartbeat_at=now - 31),
         "far_alive": _worker(store, "near", host="elsewhere.invalid", pid=1, heartbeat_at=now - 9),
@@ -110,7 +111,8 @@ def test_swarm_workers_lists_the_dead_and_hides_the_stopped_unless_asked(
     assert row["id"] == dead and row["state"] == "dead" and row["leases"] == 0
     every = CliRunner().invoke(workers, ["--db", url, "--json", "--all"])
     assert {w["id"]: w["state"] for w in json.loads(every.output)["workers"]} == {
-        dead: "dead", stopped: "stopped"
+        dead: "dead",
+        stopped: "stopped",
     }
     table = CliRunner().invoke(workers, ["--db", url])
     assert table.exit_code == 0 and "dead" in table.output and "running" not in table.output
