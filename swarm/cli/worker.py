@@ -153,8 +153,9 @@ def submit(
 ) -> None:
     """Queue TEXTS (or the lines of --file) for the workers of the store (`swarm worker`).
 
-    Prints the task ids; with --wait, each task's result once workers have run it (exit code 1
-    if one did not succeed, 3 if --timeout ran out first)."""
+    Prints the task ids; with --wait, each task's result once workers have run it. Exit code,
+    as `swarm run`'s: 1 if any task did not end `done` (failed, rejected as out of scope,
+    cancelled), 3 if --timeout ran out first."""
     from swarm.models import Task
     from swarm.trace import TraceStore
 

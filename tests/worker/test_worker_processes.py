@@ -183,6 +183,14 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert waited.returncode == 0, waited.stderr
         [row] = json.loads(waited.stdout.strip().splitlines()[-1])["tasks"]
         assert row["status"] == "done" and row["output"] == 3 and row["agent"] == "words"
+        # Exit 1 when a task did not end `done`, as `swarm run`: here one is out of scope.
+        mixed = _swarm(
+            tmp_path, "submit", "--db", any_url, "count words here", "zebra xylophone quartz",
+            "--wait", "--timeout", "60", "--json",
+        )  # fmt: skip
+        assert mixed.returncode == 1, mixed.stderr
+        rows = json.loads(mixed.stdout.strip().splitlines()[-1])["tasks"]
+        assert [r["status"] for r in rows] == ["done", "rejected"]
 
         with TraceStore(any_url) as store:
             store.enqueue_many(["send invoice 1", "send invoice 2"])
