@@ -215,7 +215,8 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert worker.wait(timeout=60) == 0
         with TraceStore(any_url) as store:
             rows = store.tasks(limit=None)
-            assert sorted(r["status"] for r in rows) == ["cancelled", "cancelled", "done"]
+            statuses = sorted(r["status"] for r in rows)
+            assert statuses == ["cancelled", "cancelled", "done", "done", "rejected"]
             assert all(r["lease_owner"] is None for r in rows)
     finally:
         _stop([worker])
