@@ -123,7 +123,10 @@ class Worker:
             )
         store = self.store
         store.hold_leases(
-            kind="worker", agents=self.agents_spec, meta={"concurrency": self.concurrency}
+            kind="worker",
+            agents=self.agents_spec,
+            # its own lease length: `swarm workers` calls it silent past that without a heartbeat
+            meta={"concurrency": self.concurrency, "lease": store.lease},
         )
         self.run_id = store.start_run(
             kind="worker",

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
+from rich.text import Text
 
 from swarm.cli.common import (
     DB_OPTION,
@@ -25,8 +27,9 @@ from swarm.cli.common import (
     make_console,
     registry_for,
 )
+from swarm.views import Column, FittedTable
 
-__all__ = ["submit", "worker", "workers"]
+__all__ = ["WorkersTable", "submit", "worker", "workers"]
 
 _FINISHED = ("done", "failed", "rejected", "cancelled")
 
@@ -150,8 +153,9 @@ def submit(
 ) -> None:
     """Queue TEXTS (or the lines of --file) for the workers of the store (`swarm worker`).
 
-    Prints the task ids; with --wait, each task's result once workers have run it (exit code 1
-    if one did not succeed, 3 if --timeout ran out first)."""
+    Prints the task ids; with --wait, each task's result once workers have run it. Exit code,
+    as `swarm run`'s: 1 if any task did not end `done` (failed, rejected as out of scope,
+    cancelled), 3 if --timeout ran out first."""
     from swarm.models import Task
     from swarm.trace import TraceStore
 
@@ -211,32 +215,56 @@ def _short(value: Any, width: int = 80) -> str:
 @click.option("--all", "show_all", is_flag=True, help="Stopped workers too.")
 @click.option("--json", "as_json", is_flag=True)
 def workers(db: str, show_all: bool, as_json: bool) -> None:
-    """The processes that hold leases on the store's tasks: workers, runs, resumes."""
-    from rich.table import Table
+    """The processes that hold leases on the store's tasks: workers, runs, resumes.
 
+    STATE: running; silent (no heartbeat for a whole lease: its tasks go to others; on another
+    host its process cannot be checked from here); dead (on this host, its process is gone);
+    stopped (shown with --all). LEASES: the tasks it holds now."""
     from swarm.trace import TraceStore
 
     with TraceStore(db) as store:
-        rows = [w for w in store.workers() if show_all or w["stopped_at"] is None]
-        held: dict[str, int] = {}
-        for task in store.tasks(status=("queued", "running"), limit=None):
-            if task["lease_owner"]:
-                held[task["lease_owner"]] = held.get(task["lease_owner"], 0) + 1
-    now = time.time()
-    for w in rows:
-        w["leases"] = held.get(w["id"], 0)
-        w["heartbeat_age_s"] = round(now - w["heartbeat_at"], 1)
+        rows = [w for w in store.workers() if show_all or w["state"] != "stopped"]
     if as_json:
         click.echo(json.dumps({"workers": rows}, default=str))
         return
-    table = Table(caption="beat: seconds since its last heartbeat")
-    table.add_column("worker", no_wrap=True)  # ids are never cut
-    for name in ("kind", "host", "pid", "agents", "leases", "beat", "state"):
-        table.add_column(name, overflow="fold")
-    for w in rows:
-        state = "stopped" if w["stopped_at"] is not None else "running"
-        table.add_row(
-            w["id"], w["kind"], w["host"], str(w["pid"]), w["agents"] or "-", str(w["leases"]),
-            f"{w['heartbeat_age_s']:g}s", state,
-        )  # fmt: skip
-    make_console().print(table)
+    make_console().print(WorkersTable(rows))
+
+
+class WorkersTable:
+    """Lease owners (`TraceStore.workers()` rows). At 80 columns the kind and agents module fold
+    under the worker id and the pid under the host; ids are never cut."""
+
+    COLUMNS = (
+        Column("worker", keep=9),
+        Column("state", keep=8),
+        Column("leases", keep=7, justify="right"),
+        Column("beat", keep=6, justify="right"),
+        Column("host", keep=4),
+        Column("pid", keep=3, fold_into="host"),
+        Column("kind", keep=2, fold_into="worker"),
+        Column("agents", keep=1, fold_into="worker"),
+    )
+    _STYLES = {"running": "green", "silent": "yellow", "dead": "red", "stopped": "grey50"}
+
+    def __init__(self, workers: Iterable[dict[str, Any]]) -> None:
+        self.workers = list(workers)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.workers:
+            yield Text("no workers", style="grey50")
+            return
+        rows = [
+            {
+                "worker": w["id"],
+                "state": Text(w["state"], style=self._STYLES.get(w["state"], "")),
+                "leases": str(w["leases"]),
+                "beat": f"{w['heartbeat_age_s']:g}s",
+                "host": w["host"],
+                "pid": str(w["pid"]),
+                "kind": w["kind"],
+                "agents": w["agents"] or "-",
+            }
+            for w in self.workers
+        ]
+        yield FittedTable("workers", self.COLUMNS, rows)
+        yield Text("beat: seconds since its last heartbeat", style="grey50")

@@ -34,6 +34,8 @@ from swarm.trace.schema import TaskRow, WorkerRow
 __all__ = [
     "DEFAULT_HEARTBEAT_S",
     "DEFAULT_LEASE_S",
+    "UNFINISHED",
+    "WORKER_STATES",
     "claim",
     "holders",
     "lost",
@@ -41,6 +43,7 @@ __all__ = [
     "resumable",
     "take",
     "worker_alive",
+    "worker_state",
 ]
 
 DEFAULT_LEASE_S = 30.0
@@ -53,6 +56,8 @@ _WORKERS: Table = WorkerRow.__table__  # type: ignore[assignment]
 # A task waiting for a person (`ctx.approve`) is held by its lease too: taken over, it asks again
 # and finds the stored answer.
 _UNFINISHED = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value)
+UNFINISHED = _UNFINISHED
+"""The statuses of a task that a lease holds."""
 _SUPERSEDED = "superseded: its parent's lease expired and another worker took it over"
 
 
@@ -217,6 +222,29 @@ def worker_alive(worker: dict[str, Any] | None) -> bool:
         return False
     started = (worker.get("meta") or {}).get("started")
     return owner_alive({"host": worker["host"], "pid": worker["pid"], "started": started})
+
+
+WORKER_STATES = ("running", "silent", "dead", "stopped")
+"""What `worker_state` says of a worker: `running` (alive by its pid on this host, heartbeating
+on another), `silent` (no heartbeat for a whole lease: its leases lapsed; on another host its
+process cannot be checked from here), `dead` (on this host, its process is gone), `stopped` (it
+stopped and released its leases)."""
+
+
+def worker_state(worker: dict[str, Any], lease_s: float, now: float | None = None) -> str:
+    """One of `WORKER_STATES` for a `workers` row: `stopped` once it recorded its stop; `dead`
+    when it is on this host and its pid (with its start time) is gone (`worker_alive`); `silent`
+    when its last heartbeat is older than its lease, in seconds: its own (`meta["lease"]`) when
+    recorded, else `lease_s`; else `running`."""
+    if worker.get("stopped_at") is not None:
+        return "stopped"
+    if not worker_alive(worker):
+        return "dead"
+    now = time.time() if now is None else now
+    lease = (worker.get("meta") or {}).get("lease")
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or lease <= 0:
+        lease = lease_s
+    return "silent" if now - worker["heartbeat_at"] > lease else "running"
 
 
 def resumable(

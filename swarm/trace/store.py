@@ -623,11 +623,34 @@ class TraceStore:
             return leases.lost(conn, self.owner, task_ids)
 
     def workers(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """`workers` rows (lease owners): those of `ids`, or all, latest heartbeat first."""
+        """`workers` rows (lease owners): those of `ids`, or all, latest heartbeat first; each
+        with `state` (`leases.worker_state`: running, silent, dead or stopped; a row without its
+        own lease length is judged by this store's `lease`), `leases` (unfinished tasks whose
+        lease it holds now, unexpired: 0 once others took a dead worker's tasks) and
+        `heartbeat_age_s` (seconds since its last heartbeat)."""
         stmt = select(_WORKERS).order_by(_WORKERS.c.heartbeat_at.desc())
         if ids is not None:
             stmt = stmt.where(_WORKERS.c.id.in_(list(ids)))
-        return self._rows(stmt)
+        rows = self._rows(stmt)
+        now = time.time()
+        t = _TASKS.c
+        held = {
+            r["lease_owner"]: r["n"]
+            for r in self._rows(
+                select(t.lease_owner, func.count().label("n"))
+                .where(
+                    t.lease_owner.in_([w["id"] for w in rows]),
+                    t.lease_expires_at > now,
+                    t.status.in_(leases.UNFINISHED),
+                )
+                .group_by(t.lease_owner)
+            )
+        }
+        for w in rows:
+            w["state"] = leases.worker_state(w, self.lease, now)
+            w["leases"] = held.get(w["id"], 0)
+            w["heartbeat_age_s"] = round(now - w["heartbeat_at"], 1)
+        return rows
 
     # ---- reads ---------------------------------------------------------------------------
 

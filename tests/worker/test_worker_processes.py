@@ -139,6 +139,13 @@ def test_a_killed_workers_tasks_are_taken_over_none_lost_none_twice(
 
         _until(all_finished, 120, "every task to finish")
         rows = {r["id"]: r for r in store.tasks(ids=ids, limit=None)}
+        # `swarm workers` tells the truth of the killed one: dead (its pid is gone from this
+        # host), holding nothing (its tasks were taken over); the others run.
+        listed = _swarm(tmp_path, "workers", "--db", any_url, "--json")
+        assert listed.returncode == 0, listed.stderr
+        states = {w["pid"]: (w["state"], w["leases"]) for w in json.loads(listed.stdout)["workers"]}
+        assert states[victim.pid] == ("dead", 0)
+        assert all(states[p.pid][0] == "running" for p in procs[1:]), states
     finally:
         _stop(procs)
         store.close()
@@ -176,6 +183,14 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert waited.returncode == 0, waited.stderr
         [row] = json.loads(waited.stdout.strip().splitlines()[-1])["tasks"]
         assert row["status"] == "done" and row["output"] == 3 and row["agent"] == "words"
+        # Exit 1 when a task did not end `done`, as `swarm run`: here one is out of scope.
+        mixed = _swarm(
+            tmp_path, "submit", "--db", any_url, "count words here", "zebra xylophone quartz",
+            "--wait", "--timeout", "60", "--json",
+        )  # fmt: skip
+        assert mixed.returncode == 1, mixed.stderr
+        rows = json.loads(mixed.stdout.strip().splitlines()[-1])["tasks"]
+        assert [r["status"] for r in rows] == ["done", "rejected"]
 
         with TraceStore(any_url) as store:
             store.enqueue_many(["send invoice 1", "send invoice 2"])
@@ -192,7 +207,7 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert listed.returncode == 0, listed.stderr
         [row] = json.loads(listed.stdout)["workers"]
         assert row["id"] == held["worker"] and row["pid"] == worker.pid and row["leases"] == 2
-        assert row["heartbeat_age_s"] < LEASE_S
+        assert row["heartbeat_age_s"] < LEASE_S and row["state"] == "running"
         # Stopping twice cancels what the worker runs, without waiting for it.
         os.killpg(worker.pid, signal.SIGTERM)
         time.sleep(1.0)
@@ -200,7 +215,8 @@ def test_submit_waits_for_a_worker_and_resume_leaves_a_live_workers_tasks(
         assert worker.wait(timeout=60) == 0
         with TraceStore(any_url) as store:
             rows = store.tasks(limit=None)
-            assert sorted(r["status"] for r in rows) == ["cancelled", "cancelled", "done"]
+            statuses = sorted(r["status"] for r in rows)
+            assert statuses == ["cancelled", "cancelled", "done", "done", "rejected"]
             assert all(r["lease_owner"] is None for r in rows)
     finally:
         _stop([worker])
