@@ -36,7 +36,7 @@ from swarm.errors import (
 from swarm.events import Event, Subscription
 from swarm.models import OUT_OF_SCOPE, Decision, TaskStatus
 from swarm.serve import schemas as s
-from swarm.serve.history import event_key, task_history
+from swarm.serve.history import replay_then_live, task_history
 from swarm.serve.security import (
     DEFAULT_MAX_BODY,
     BearerToken,
@@ -548,18 +548,12 @@ def _tree_decisions(node: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _sse(history: list[Event], sub: Subscription | None) -> AsyncIterator[dict[str, str]]:
-    """Events as sse-starlette's dicts: the replayed `history`, then `sub`'s live events but those
-    the history sent already (`event_key`); the subscription is closed however the stream ends
-    (the client gone, the task done, the server stopping)."""
-    sent = {key for event in history if (key := event_key(event)) is not None}
+    """Events as sse-starlette's dicts: `history`, then `sub`'s live events (`replay_then_live`);
+    the subscription is closed however the stream ends (the client gone, the task done, the
+    server stopping)."""
     try:
-        for event in history:
+        async for event in replay_then_live(history, sub):
             yield _frame(event)
-        if sub is not None:
-            async for event in sub:
-                if sent and event_key(event) in sent:
-                    continue
-                yield _frame(event)
     finally:
         if sub is not None:
             sub.close()

@@ -9,20 +9,20 @@ decided (an `expired` one as `denied`, as live), and `done` once it finished. Al
 `replayed` (`Event.replayed`, `seq` 0) and ordered by their stored times. Handoffs and LLM tokens
 are not stored as events, so they are not replayed.
 
-`event_key` names an event so the live stream can skip one the history already sent (a step that
-happened between subscribing and reading the store arrives both ways).
+`replay_then_live` sends the history, then the live events but those the history sent already
+(`event_key`: a step that happened between subscribing and reading the store arrives both ways).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import AsyncIterable, AsyncIterator, Hashable
 from typing import Any
 
 from swarm.events import Event
 from swarm.models import Decision, TaskStatus
 from swarm.trace import TraceStore
 
-__all__ = ["event_key", "task_history"]
+__all__ = ["event_key", "replay_then_live", "task_history"]
 
 _APPROVAL_KINDS = {"approved": "approved", "denied": "denied", "expired": "denied"}
 
@@ -38,6 +38,22 @@ def task_history(store: TraceStore, task_id: str) -> tuple[dict[str, Any], list[
     _add_task(store, tree, events)
     events.sort(key=lambda e: e.at)  # stable: a `delegated` stays before its child's `queued`
     return tree, events
+
+
+async def replay_then_live(
+    history: list[Event], live: AsyncIterable[Event] | None
+) -> AsyncIterator[Event]:
+    """The events of `history`, then those of `live` (a `Subscription` made before the history
+    was read) but the ones the history sent already (same `event_key`)."""
+    sent = {key for event in history if (key := event_key(event)) is not None}
+    for event in history:
+        yield event
+    if live is None:
+        return
+    async for event in live:
+        if sent and event_key(event) in sent:
+            continue
+        yield event
 
 
 def event_key(event: Event) -> Hashable | None:
