@@ -246,7 +246,8 @@ def create_app(
 
     @app.get("/v1/events", dependencies=stream_auth, tags=["events"])
     async def all_events() -> EventSourceResponse:
-        """Server-sent events of every task, from now on (as `/v1/tasks/{id}/events`)."""
+        """Server-sent events of every task, from now on (as `/v1/tasks/{id}/events`, without a
+        history: nothing is replayed)."""
         swarm.scheduler  # noqa: B018 -- a swarm not running: 503 before the stream opens
         return EventSourceResponse(_sse([], swarm.scheduler.events.subscribe(None)))
 

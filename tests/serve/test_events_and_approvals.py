@@ -1,5 +1,5 @@
 """Server-sent events through a real server: a live task's stream until `done`, a finished task's
-stored `done`, the stream of all tasks; and a refund that waits for a person who approves or denies
+stored history, the stream of all tasks; and a refund that waits for a person who approves or denies
 it through the API."""
 
 from __future__ import annotations
