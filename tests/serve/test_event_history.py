@@ -14,7 +14,7 @@ import httpx
 from swarm import Swarm
 from swarm.agents import AgentRegistry, agent
 from swarm.context import Context
-from swarm.events import Event
+from swarm.events import Event, EventBus
 from swarm.models import Task
 from swarm.serve.history import event_key, replay_then_live, task_history
 from swarm.testing import FakeRouter
@@ -200,3 +200,16 @@ async def test_history_and_live_overlap_without_repeats(db_url: str) -> None:
     assert [e.seq for e in got if not e.replayed] == [6, 7, 8, 9]
     keys = [event_key(e) for e in got]
     assert len(keys) == len(set(keys))
+
+
+async def test_a_subscription_follows_children_it_learned_from_the_store() -> None:
+    """A child delegated before the stream subscribed is known only from the store: followed,
+    the events of its own children (whose parent is the child, not the root) reach the stream."""
+    bus = EventBus()
+    sub = bus.subscribe("root")
+    bus.emit("span", "grandchild", {"id": "s1"}, parent_id="child")
+    sub.follow(["child"])
+    bus.emit("span", "grandchild", {"id": "s2"}, parent_id="child")
+    bus.emit("span", "other", {"id": "s3"}, parent_id="elsewhere")
+    sub.close()  # what it received is still read out
+    assert [e.data["id"] async for e in sub] == ["s2"]
