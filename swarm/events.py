@@ -23,7 +23,9 @@ Kinds (`Event.kind`) and their `data`:
 - `token`: {"text"}: a chunk of a streamed LLM answer, the backend's secrets scrubbed
 - `done`: {"status", "agent", "output", "error"}: the task's last event
 
-Every event of a delegated task carries its parent's id in `parent_id`. Where they come from:
+Every event of a delegated task carries its parent's id in `parent_id`. A `replayed` event was
+rebuilt from the trace store (`swarm serve` sends a task's history first: `swarm.serve.history`);
+its `seq` is 0, and handoffs and tokens are never replayed. Where they come from:
 `Scheduler.admit` (queued), `Intake` (routed), `Attempt` (started, delegated), `Context.record_span`
 (span: every span `ctx.span`, `ctx.tool` and the LLM client record, traced or not),
 `ChatStream` (token), `Scheduler` (handoff, done). A step publishes only `if bus.active`.
@@ -35,6 +37,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -71,7 +74,11 @@ class Event:
     """The task's parent, for a delegated task: subscriptions to the parent receive it too."""
     at: float = field(default_factory=time.time)
     seq: int = 0
-    """Its order on the bus that published it (from 1); 0 before it is published."""
+    """Its order on the bus that published it (from 1); 0 before it is published, and for a
+    replayed event."""
+    replayed: bool = False
+    """Rebuilt from the trace store, not published live: `swarm serve` sends a task's history so
+    before its live events (its stream opened after they happened)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict (the SSE `data` of `swarm serve`)."""
@@ -83,6 +90,7 @@ class Event:
             "run_id": self.run_id,
             "at": self.at,
             "data": self.data,
+            "replayed": self.replayed,
         }
 
 
@@ -113,6 +121,12 @@ class Subscription:
             self._tasks.add(event.task_id)  # a child of the tree joins it
             return True
         return False
+
+    def follow(self, task_ids: Iterable[str]) -> None:
+        """Receive the events of these tasks too (delegated tasks already known, e.g. from the
+        trace store, whose own children then join as usual). No-op for an all-tasks one."""
+        if self._tasks is not None:
+            self._tasks.update(task_ids)
 
     def put(self, event: Event) -> None:
         if len(self._buffer) >= self._max:

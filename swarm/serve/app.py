@@ -36,6 +36,7 @@ from swarm.errors import (
 from swarm.events import Event, Subscription
 from swarm.models import OUT_OF_SCOPE, Decision, TaskStatus
 from swarm.serve import schemas as s
+from swarm.serve.history import replay_then_live, task_history
 from swarm.serve.security import (
     DEFAULT_MAX_BODY,
     BearerToken,
@@ -214,12 +215,16 @@ def create_app(
     )
     async def task_events(task_id: str) -> EventSourceResponse:
         """Server-sent events of the task and the tasks it delegates, until its `done`: `event:`
-        is the kind (`swarm.events`), `data:` the event as JSON, `id:` its sequence number. A
-        finished task sends its stored `done` and the stream ends. The token may be given as
+        is the kind (`swarm.events`), `data:` the event as JSON, `id:` its sequence number.
+        First its history so far, rebuilt from the trace store (`queued`, `routed`, `started`,
+        spans, delegated tasks with theirs, approvals asked and decided, `done`): those have
+        `"replayed": true` and no `id:`; then the live events, none that the history already
+        sent. A finished task's stream ends after its history. The token may be given as
         `?access_token=` (browsers' EventSource cannot send headers)."""
-        # Subscribed first, then read: a `done` published before the subscription was written
-        # to the store before it too, so the flushed row shows the task finished. A full id (what
-        # POST returned) needs one read; a part of one is resolved, then read again.
+        # Subscribed first, then read: whatever was published before the subscription was
+        # written to the store before it too, so the flushed store holds it; whatever comes
+        # after is in the subscription (a step may be in both: `_sse` skips the copy). A full id
+        # (what POST returned) needs one read; a part of one is resolved, then read again.
         events = swarm.scheduler.events
         sub = events.subscribe(task_id)
         try:
@@ -229,18 +234,20 @@ def create_app(
                 sub.close()
                 sub = events.subscribe(row["id"])
                 await store.flush()
-                row = await asyncio.to_thread(store.task, row["id"])
+            tree, history = await asyncio.to_thread(task_history, store, row["id"])
         except BaseException:
             sub.close()
             raise
-        if TaskStatus(row["status"]).finished:
+        if TaskStatus(tree["status"]).finished:
             sub.close()
-            return EventSourceResponse(_sse([_stored_done(row)], None))
-        return EventSourceResponse(_sse([], sub))
+            return EventSourceResponse(_sse(history, None))
+        sub.follow(e.task_id for e in history)  # children delegated before it subscribed
+        return EventSourceResponse(_sse(history, sub))
 
     @app.get("/v1/events", dependencies=stream_auth, tags=["events"])
     async def all_events() -> EventSourceResponse:
-        """Server-sent events of every task, from now on (as `/v1/tasks/{id}/events`)."""
+        """Server-sent events of every task, from now on (as `/v1/tasks/{id}/events`, without a
+        history: nothing is replayed)."""
         swarm.scheduler  # noqa: B018 -- a swarm not running: 503 before the stream opens
         return EventSourceResponse(_sse([], swarm.scheduler.events.subscribe(None)))
 
@@ -541,43 +548,26 @@ def _tree_decisions(node: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _stored_done(row: dict[str, Any]) -> Event:
-    """The `done` event of a task that finished before anyone listened, from its stored row."""
-    return Event(
-        "done",
-        row["id"],
-        {
-            "status": row["status"],
-            "agent": row["agent"],
-            "output": row["output"],
-            "error": row["error"],
-        },
-        run_id=row["run_id"],
-        parent_id=row["parent_id"],
-        at=row["finished_at"] or row["created_at"],
-    )
-
-
-async def _sse(first: list[Event], sub: Subscription | None) -> AsyncIterator[dict[str, str]]:
-    """Events as sse-starlette's dicts; the subscription is closed however the stream ends (the
-    client gone, the task done, the server stopping)."""
+async def _sse(history: list[Event], sub: Subscription | None) -> AsyncIterator[dict[str, str]]:
+    """Events as sse-starlette's dicts: `history`, then `sub`'s live events (`replay_then_live`);
+    the subscription is closed however the stream ends (the client gone, the task done, the
+    server stopping)."""
     try:
-        for event in first:
+        async for event in replay_then_live(history, sub):
             yield _frame(event)
-        if sub is not None:
-            async for event in sub:
-                yield _frame(event)
     finally:
         if sub is not None:
             sub.close()
 
 
 def _frame(event: Event) -> dict[str, str]:
-    return {
+    frame = {
         "event": event.kind,
         "data": json.dumps(event.as_dict(), default=str, ensure_ascii=False),
-        "id": str(event.seq),
     }
+    if not event.replayed:  # a replayed event has no place on the bus: no `id:`
+        frame["id"] = str(event.seq)
+    return frame
 
 
 # ---- errors ----------------------------------------------------------------------------------

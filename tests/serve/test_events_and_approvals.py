@@ -1,5 +1,5 @@
 """Server-sent events through a real server: a live task's stream until `done`, a finished task's
-stored `done`, the stream of all tasks; and a refund that waits for a person who approves or denies
+stored history, the stream of all tasks; and a refund that waits for a person who approves or denies
 it through the API."""
 
 from __future__ import annotations
@@ -31,20 +31,54 @@ def test_a_live_task_streams_until_done(client: httpx.Client) -> None:
     done = events[-1][1]
     assert done["task_id"] == task_id and done["data"]["status"] == "done"
     assert done["data"]["output"]["reply"]
-    # It may have been anywhere (or finished) when the stream opened: what came is in order.
-    seqs = [int(ident) for _, _, ident in events]
-    assert seqs == sorted(seqs) and all(e["kind"] == k for k, e, _ in events)
+    # Wherever it was when the stream opened, its whole life came: the history first (replayed,
+    # no id), then the live events in order; nothing twice.
+    assert kinds[:3] == ["queued", "routed", "started"] and kinds.count("done") == 1
+    flags = [e["replayed"] for _, e, _ in events]
+    assert flags == sorted(flags, reverse=True)
+    live = [int(ident) for _, e, ident in events if not e["replayed"]]
+    assert live == sorted(live) and all(ident == "" for _, e, ident in events if e["replayed"])
+    spans = [e["data"]["id"] for k, e, _ in events if k == "span"]
+    assert len(spans) == len(set(spans)) >= 2  # the tool's and the agent's
 
 
-def test_a_finished_task_sends_its_stored_done_and_ends(client: httpx.Client) -> None:
-    task_id = client.post("/v1/tasks", json={"text": "what are your fees"}).json()["id"]
+def test_a_finished_task_sends_its_history_and_ends(client: httpx.Client) -> None:
+    task_id = client.post("/v1/tasks", json={"text": "I lost my card ending 4821"}).json()["id"]
     task = wait_done(client, task_id)
     with client.stream("GET", f"/v1/tasks/{task_id[-8:]}/events") as response:
+        events = list(sse_events(response))  # ends: nothing more will happen
+    steps = [(kind, e["data"].get("name")) for kind, e, _ in events]
+    assert steps == [
+        ("queued", None),
+        ("routed", None),
+        ("started", None),
+        ("span", "block_card"),
+        ("span", "security"),
+        ("done", None),
+    ]
+    assert all(e["replayed"] and e["task_id"] == task_id and i == "" for _, e, i in events)
+    queued, routed, started = (e["data"] for _, e, _ in events[:3])
+    assert queued == {"text": "I lost my card ending 4821", "parent_id": None, "agent": None}
+    assert routed["agent"] == "security" and routed["candidates"][0][0] == "security"
+    assert started == {"agent": "security", "attempt": 1}
+    done = events[-1][1]
+    assert done["data"]["status"] == task["status"] == "done"
+    assert done["data"]["output"] == task["output"] and done["at"] == task["finished_at"]
+    trace = client.get(f"/v1/traces/{task_id}").json()
+    assert [e["data"]["id"] for k, e, _ in events if k == "span"] == [
+        s["id"] for s in sorted(trace["spans"], key=lambda s: s["ended_at"])
+    ]
+
+
+def test_a_rejected_task_sends_its_decision_and_done(client: httpx.Client) -> None:
+    task_id = client.post("/v1/tasks", json={"text": "what are your fees"}).json()["id"]
+    task = wait_done(client, task_id)
+    with client.stream("GET", f"/v1/tasks/{task_id}/events") as response:
         events = list(sse_events(response))
-    assert [kind for kind, _, _ in events] == ["done"]
-    data = events[0][1]
-    assert data["task_id"] == task_id and data["data"]["status"] == task["status"]
-    assert data["data"]["agent"] == task["agent"] and data["at"] == task["finished_at"]
+    assert [k for k, _, _ in events] == ["queued", "routed", "done"]
+    routed = events[1][1]["data"]
+    assert routed["status"] == "ambiguous" and routed["reason"] == task["error"]
+    assert events[-1][1]["data"]["status"] == task["status"] == "rejected"
 
 
 @pytest.fixture
@@ -73,11 +107,11 @@ def test_every_step_of_a_running_task_arrives_in_order(slow_swarm: Swarm) -> Non
             slow_swarm.release.set()  # type: ignore[attr-defined]
             events = list(sse_events(response))
     # The stream opened while the task was queued, routed or running (it waits in its span):
-    # every step from then on, in order, none twice.
+    # its history, then every step from then on, in order, none twice.
     steps = [(kind, data["data"].get("name")) for kind, data, _ in events]
     life = [("queued", None), ("routed", None), ("started", None)]
     life += [("span", "wait"), ("span", "slow"), ("done", None)]
-    assert len(steps) >= 3 and steps == life[-len(steps) :]
+    assert steps == life
     span = events[steps.index(("span", "wait"))][1]
     assert span["task_id"] == task_id and span["data"]["duration_ms"] >= 0
     assert events[-1][1]["data"]["output"] == {"reply": "done: take your time"}
