@@ -372,11 +372,18 @@ def _train_from_feedback(
     no_current: bool,
     as_json: bool,
 ) -> None:
-    from swarm.router import Router
+    from swarm.router import Router, current_version
+    from swarm.router.artifacts import router_folders
     from swarm.router.feedback import BanditConfig
     from swarm.router.learn import learn
     from swarm.trace import TraceStore
 
+    routers = router_folders(models_dir) if current_version(models_dir) is None else []
+    if routers:  # storage/models holds one models folder per demo: say which to name
+        raise click.UsageError(
+            f"{models_dir} holds the routers of: {', '.join(r.name for r in routers)}; "
+            f"pass --out {routers[0]}"
+        )
     serving = Router.load(models_dir)
     oos = serving.policy.oos_label or OUT_OF_SCOPE
     eval_files, suites, text_column, label_column = held_out_from
