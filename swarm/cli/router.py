@@ -87,7 +87,8 @@ def router() -> None:
     "suites",
     multiple=True,
     help="Scenario suites (files or folders) whose routing expectations join the held-out set; "
-    "default: scenarios/ when it exists and there is no --eval.",
+    "default (no --eval): with --feedback on a demo's router (--out MODELS/NAME), that demo "
+    "pack's suites; else scenarios/ when it exists.",
 )
 @click.option(
     "--tolerance",
@@ -362,6 +363,20 @@ def _held_out(
     return HeldOut.of(" + ".join(names) or "none given", pairs)
 
 
+def _demo_suites(models_dir: str) -> tuple[str, ...]:
+    """The suites of the installed demo pack whose router `models_dir` holds (`swarm demo NAME`
+    keeps it in MODELS/NAME), as --suite paths; () for any other folder."""
+    from pathlib import Path
+
+    from swarm.agents.registry import installed_demos, load_demo
+
+    name = Path(models_dir).name
+    if name not in installed_demos():
+        return ()
+    pack = load_demo(name)
+    return (str(pack.suites),) if pack.suites is not None and pack.suites.is_dir() else ()
+
+
 def _train_from_feedback(
     db: str,
     models_dir: str,
@@ -372,14 +387,23 @@ def _train_from_feedback(
     no_current: bool,
     as_json: bool,
 ) -> None:
-    from swarm.router import Router
+    from swarm.router import Router, current_version
+    from swarm.router.artifacts import router_folders
     from swarm.router.feedback import BanditConfig
     from swarm.router.learn import learn
     from swarm.trace import TraceStore
 
+    routers = router_folders(models_dir) if current_version(models_dir) is None else []
+    if routers:  # storage/models holds one models folder per demo: say which to name
+        raise click.UsageError(
+            f"{models_dir} holds the routers of: {', '.join(r.name for r in routers)}; "
+            f"pass --out {routers[0]}"
+        )
     serving = Router.load(models_dir)
     oos = serving.policy.oos_label or OUT_OF_SCOPE
     eval_files, suites, text_column, label_column = held_out_from
+    if not eval_files and not suites:
+        suites = _demo_suites(models_dir)
     held_out = _held_out(eval_files, suites, serving.head_labels, oos, text_column, label_column)
     if not len(held_out):
         raise DataError(

@@ -223,12 +223,27 @@ def resolve_artifact_dir(path: str | Path) -> Path:
     if version is not None:
         return p / version
     if p.is_dir() and any(p.iterdir()):
+        routers = router_folders(p)
+        if routers:
+            # A folder of models folders (storage/models holds one per demo): name them.
+            names = ", ".join(f.name for f in routers)
+            raise ArtifactError(
+                f"{p} holds the routers of: {names}; name one of their folders (e.g. {routers[0]})"
+            )
         raise ArtifactError(
             f"{p}: not a router artifact (no {MANIFEST_FILE}) and no {CURRENT_FILE} file naming "
             "one; "
             "the artifact may be partial or corrupt"
         )
     raise ArtifactError(f"{p}: no trained router here; train one with `swarm router train`")
+
+
+def router_folders(path: str | Path) -> list[Path]:
+    """The models folders directly inside `path` (subfolders with a CURRENT file), by name."""
+    p = Path(path)
+    if not p.is_dir():
+        return []
+    return sorted(f for f in p.iterdir() if f.is_dir() and (f / CURRENT_FILE).is_file())
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

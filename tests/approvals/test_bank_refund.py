@@ -61,6 +61,7 @@ async def test_a_large_refund_waits_for_a_person(bank: Bank, db_url: str) -> Non
         row = await waiting(swarm)
         assert row["question"].startswith("refund 129.99 GBP to card ending 4821?")
         assert row["details"]["merchant"] == "ElectroMart"
+        assert row["details"]["amount"] == "129.99 GBP"  # the refund: a positive amount
         assert balance(bank) == before  # nothing paid while it waits
         await swarm.approve(row["id"], by="supervisor")
         r = await handle
@@ -109,3 +110,54 @@ async def test_after_a_restart_the_refund_is_paid_once(bank: Bank, db_url: str) 
             if s["name"] == "lookup_transactions"
         ]
     assert lookups == [False, True]  # looked up once; the second time came from the trace
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("refund payment T1003", "T1003 is a transfer, not a card payment"),
+        ("refund payment T1012", "payment T1012 is pending; only completed ones refund"),
+        ("refund payment T1005", "T1005 is a cash withdrawal, not a card payment"),
+        ("refund payment T1010", "payment T1010 is not one of yours"),  # another customer's
+        ("refund payment T9999", "payment T9999 is not one of yours"),
+    ],
+)
+async def test_what_cannot_be_refunded_is_refused_without_asking(
+    bank: Bank, db_url: str, text: str, reason: str
+) -> None:
+    before = balance(bank)
+    async with make_swarm(bank, db_url) as swarm:
+        r = await swarm.run(text, agent="disputes", payload=C001)
+        assert await swarm.approvals(status=None) == []
+    assert r.ok and r.output["done"] is False
+    assert reason in r.output["reply"]
+    assert balance(bank) == before
+
+
+async def test_a_refunded_payment_is_refused_at_once_the_second_time(
+    bank: Bank, db_url: str
+) -> None:
+    async with make_swarm(bank, db_url) as swarm:
+        handle = await swarm.submit("refund payment T1002", agent="disputes", payload=C001)
+        await swarm.approve((await waiting(swarm))["id"])
+        assert (await handle).output["done"] is True
+        paid = balance(bank)
+        again = await swarm.run("refund payment T1002", agent="disputes", payload=C001)
+        assert len(await swarm.approvals(status=None)) == 1  # no second question
+    assert again.ok and again.output["done"] is False
+    assert "payment T1002 is refunded; only completed ones refund" in again.output["reply"]
+    assert balance(bank) == paid
+
+
+@pytest.mark.parametrize(("ref", "amount"), [("T1013", "245.00 GBP"), ("T1014", "100.00 GBP")])
+async def test_the_other_large_card_payments_wait_too(
+    bank: Bank, db_url: str, ref: str, amount: str
+) -> None:
+    """The README names these as further refunds that wait for a person."""
+    async with make_swarm(bank, db_url) as swarm:
+        handle = await swarm.submit(f"refund payment {ref}", agent="disputes", payload=C001)
+        row = await waiting(swarm)
+        assert row["question"].startswith(f"refund {amount} to card ending ")
+        await swarm.approve(row["id"])
+        r = await handle
+    assert r.ok and r.output["refunded"] == amount

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sample_agents import AGENTS_MODULE
 
 from swarm.cli import main
+from swarm.errors import ArtifactError
 from swarm.feedback import record_feedback
 from swarm.models import Task
 from swarm.router import Router, current_version, list_versions
@@ -285,3 +286,25 @@ def test_newcomer_flow_with_the_real_encoder(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert current_version(tmp_path / "storage" / "models") == first
+
+
+def test_a_folder_of_routers_names_them_instead_of_calling_them_corrupt(
+    serving: Router, models_dir: Path, db_url: str
+) -> None:
+    """`swarm demo` keeps each pack's router in storage/models/NAME: the parent is no router."""
+    parent = models_dir.parent
+    with pytest.raises(ArtifactError, match=r"holds the routers of: models; name one") as exc:
+        Router.load(parent)
+    assert "corrupt" not in str(exc.value)
+    args = ["router", "train", "--feedback", "--db", db_url, "--out", str(parent)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert f"holds the routers of: models; pass --out {models_dir}" in result.output
+
+
+def test_feedback_on_a_demos_router_defaults_to_that_demos_suites(tmp_path: Path) -> None:
+    from swarm.cli.router import _demo_suites
+
+    [bank] = _demo_suites(str(tmp_path / "bank"))  # storage/models/bank: `swarm demo bank`'s
+    assert Path(bank).parts[-3:] == ("swarm_examples", "bank", "suites")
+    assert _demo_suites(str(tmp_path / "models")) == ()

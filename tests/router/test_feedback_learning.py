@@ -392,3 +392,29 @@ def test_recalibration_undoes_a_sharper_head(
     assert ratio > 1.5
     # Labels the head lacks are left out; too few left: unchanged.
     assert recalibrated(trained, ["x"], ["billing"]).policy.temperature == before
+
+
+def test_recalibration_is_relative_to_the_routers_own_temperature(
+    trained: Router, held_out_rows: list[tuple[str, str]]
+) -> None:
+    """The prior and the thin-data floor sit at the router's temperature, the one its threshold
+    was chosen with: a head calibrated at T = 0.5 is not flattened towards T = 1 (which once sent
+    every bank demo text under its threshold)."""
+    texts, labels = [t for t, _ in held_out_rows], [label for _, label in held_out_rows]
+
+    def at(temperature: float) -> Router:
+        return Router(
+            trained.encoder,
+            {k: v * temperature if k.startswith("out.") else v for k, v in trained.weights.items()},
+            trained.head_labels,
+            dataclasses.replace(trained.policy, temperature=temperature),
+            normalize_groups=trained.normalize_groups,
+        )
+
+    # Logits scaled by T served at T: the same probabilities, so the same refit relative to T.
+    low, high = at(0.5), at(2.0)
+    assert np.allclose(low.probabilities(texts)[1], high.probabilities(texts)[1], atol=1e-5)
+    ratio_low = recalibrated(low, texts, labels).policy.temperature / 0.5
+    ratio_high = recalibrated(high, texts, labels).policy.temperature / 2.0
+    assert ratio_low == pytest.approx(ratio_high, rel=1e-3)
+    assert ratio_low >= 1.0  # 32 texts are too few to sharpen it

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from swarm.agents.base import Agent
 from swarm.models import Handoff, Task
-from swarm_examples.bank.db import BankRefusal
+from swarm_examples.bank.db import BankRefusal, check_refundable, money
 from swarm_examples.bank.tools import BankTools
 
 if TYPE_CHECKING:
@@ -660,10 +660,16 @@ class Disputes(DeskAgent):
         if not found:
             return refusal("refund_payment", BankRefusal(f"payment {ref} is not one of yours"))
         tx = found[0]
+        try:
+            # Refuse at once what cannot be refunded, rather than ask a colleague in vain.
+            check_refundable(ref, tx["kind"], tx["status"])
+        except BankRefusal as exc:
+            return refusal("refund_payment", exc)
         amount = -int(tx["amount_cents"])
+        refund = money(amount, tx["currency"])
         if amount >= self.approval_above_cents:
             question = (
-                f"refund {amount / 100:.2f} {tx['currency']} to card ending {tx['card']}? "
+                f"refund {refund} to card ending {tx['card']}? "
                 f"({ref}, {tx['counterparty']}, customer {tools.customer or '-'})"
             )
             approved = await ctx.approve(
@@ -672,7 +678,7 @@ class Disputes(DeskAgent):
                 details={
                     "transaction": ref,
                     "merchant": tx["counterparty"],
-                    "amount": tx["amount"],
+                    "amount": refund,
                 },
             )
             if not approved:
@@ -680,7 +686,7 @@ class Disputes(DeskAgent):
                     "action": "refund_payment",
                     "done": False,
                     "approved": False,
-                    "reply": f"A refund of {tx['amount'].lstrip('-')} needs a colleague's "
+                    "reply": f"A refund of {refund} needs a colleague's "
                     "approval, and it was not given: nothing was paid back. Ask me to dispute "
                     "the payment instead.",
                 }

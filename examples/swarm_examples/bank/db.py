@@ -147,6 +147,9 @@ TRANSACTIONS = [
     ("T1010", "A004", "card_payment", -30_000, "USD", "Grand Hotel", "declined", "9012"),
     ("T1011", "A001", "fee", -250, "GBP", "foreign transfer fee", "completed", None),
     ("T1012", "A002", "card_payment", -8_000, "EUR", "Café de Paris", "pending", "4821"),
+    # Refunds of 100.00 or more wait for a colleague's approval: T1002, T1013 and T1014 do.
+    ("T1013", "A001", "card_payment", -24_500, "GBP", "SkyJet Airways", "completed", "7310"),
+    ("T1014", "A001", "card_payment", -10_000, "GBP", "Harbour Books", "completed", "4821"),
 ]
 DECLINE_NOTES = {
     "T1009": "beneficiary not allowed: the payee failed our checks",
@@ -442,10 +445,7 @@ class Bank:
             account = s.get(Account, tx.account_id) if tx is not None else None
             if tx is None or account is None or account.customer_id != customer_id:
                 raise BankRefusal(f"payment {tx_id or '(none given)'} is not one of yours")
-            if tx.kind != "card_payment":
-                raise BankRefusal(f"{tx.id} is a {tx.kind.replace('_', ' ')}, not a card payment")
-            if tx.status != "completed":
-                raise BankRefusal(f"payment {tx.id} is {tx.status}; only completed ones refund")
+            check_refundable(tx.id, tx.kind, tx.status)
             tx.status = "refunded"
             account.balance_cents -= tx.amount_cents  # a payment is negative: this pays it back
             return {
@@ -579,6 +579,18 @@ def _new_last4(s: Session, task_id: str) -> str:
 
 def _card(c: Card) -> dict[str, Any]:
     return {"last4": c.last4, "kind": c.kind, "status": c.status, "replaces": c.replaces}
+
+
+def check_refundable(tx_id: str, kind: str, status: str) -> None:
+    """Raise BankRefusal unless a transaction of this kind and status can be refunded.
+
+    Only a completed card payment refunds; the refund itself and an agent that asks before
+    refunding (the `disputes` agent looks the payment up first) apply the same rule.
+    """
+    if kind != "card_payment":
+        raise BankRefusal(f"{tx_id} is a {kind.replace('_', ' ')}, not a card payment")
+    if status != "completed":
+        raise BankRefusal(f"payment {tx_id} is {status}; only completed ones refund")
 
 
 def _tx(t: Transaction) -> dict[str, Any]:
