@@ -42,11 +42,15 @@ def check_markup(page: Any) -> None:
 
 
 def submit(page: Any, text: str) -> str:
-    """Submit `text` in the page's form; returns the task id the page opened."""
+    """Submit `text` in the page's form; returns the task id the page opened (waiting until it is
+    a new one: the task shown before stays visible until the page opens the next)."""
+    article = page.locator("article.task")
+    before = article.get_attribute("data-task-id") if article.count() else None
     page.get_by_label("Request").fill(text)
     page.get_by_role("button", name="Submit").click()
-    article = page.locator("article.task")
     expect(article).to_be_visible()
+    if before is not None:
+        expect(article).not_to_have_attribute("data-task-id", before)
     task_id = article.get_attribute("data-task-id")
     assert task_id
     return task_id
