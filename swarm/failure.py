@@ -11,7 +11,7 @@ from typing import Any
 
 from swarm.errors import ReplayedError
 
-__all__ = ["exception_record", "rebuild_exception"]
+__all__ = ["canonical_arguments", "exception_record", "rebuild_exception", "recorded_tool_result"]
 
 
 def exception_record(exc: BaseException) -> dict[str, Any]:
@@ -58,6 +58,24 @@ def rebuild_exception(record: dict[str, Any]) -> BaseException:
             pass
     short = qualname.rsplit(".", 1)[-1] or "Exception"
     return ReplayedError(f"{short}: {message}" if message else short, original=name)
+
+
+def recorded_tool_result(span: dict[str, Any]) -> Any:
+    """What a recorded `tool` span (a stored row) answered: its output (a fresh copy through
+    JSON), or its failure raised again as its own class (`rebuild_exception`; `ReplayedError`
+    for a span recorded before exceptions were). Used by scenario replay and by resume."""
+    if span["status"] == "error":
+        record = span["attributes"].get("exception")
+        if isinstance(record, dict):
+            # The class the tool raised, so the agent's `except` takes the same branch.
+            raise rebuild_exception(record)
+        raise ReplayedError(f"replayed failure of tool {span['name']!r}: {span['error']}")
+    return json.loads(json.dumps(span["attributes"]["output"]))
+
+
+def canonical_arguments(value: Any) -> str:
+    """One text for equal arguments (keys sorted): how replays match a call to a recording."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 def _json_or_none(value: Any) -> Any:

@@ -57,18 +57,8 @@ class Swarm:
         otel: Any = None,
         **options: Any,
     ) -> None:
-        if isinstance(agents, AgentRegistry):
-            self.registry = agents
-            self._agents_spec: str | None = None
-        elif isinstance(agents, str):
-            self.registry = AgentRegistry()
-            self.registry.load_module(agents)
-            self._agents_spec = agents
-        else:
-            self.registry = AgentRegistry(agents)
-            self._agents_spec = None
-        if not len(self.registry):
-            raise ConfigError("a swarm needs at least one agent")
+        self.registry = AgentRegistry.of(agents)
+        self._agents_spec: str | None = agents if isinstance(agents, str) else None
         self.router = router
         self._db = db
         self.store: TraceStore | None = None

@@ -67,15 +67,7 @@ class Worker:
         if concurrency < 1:
             raise ConfigError(f"a worker runs at least one task at a time, not {concurrency}")
         self.agents_spec = agents if isinstance(agents, str) else agents_spec
-        if isinstance(agents, AgentRegistry):
-            self.registry = agents
-        elif isinstance(agents, str):
-            self.registry = AgentRegistry()
-            self.registry.load_module(agents)
-        else:
-            self.registry = AgentRegistry(agents)
-        if not len(self.registry):
-            raise ConfigError("a worker needs at least one agent")
+        self.registry = AgentRegistry.of(agents, what="a worker")
         self.router = router
         self.router_spec = router_spec
         self.models_dir = models_dir

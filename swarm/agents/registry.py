@@ -41,6 +41,23 @@ class AgentRegistry:
         for a in agents:
             self.register(a)
 
+    @classmethod
+    def of(
+        cls, agents: Iterable[Agent | type[Agent]] | AgentRegistry | str, *, what: str = "a swarm"
+    ) -> AgentRegistry:
+        """The registry `agents` names: itself, the agents of a module path (`"mypkg.agents"`),
+        or these agents. Raises `ConfigError` when that holds no agent ("`what` needs ...")."""
+        if isinstance(agents, AgentRegistry):
+            registry = agents
+        elif isinstance(agents, str):
+            registry = cls()
+            registry.load_module(agents)
+        else:
+            registry = cls(agents)
+        if not len(registry):
+            raise ConfigError(f"{what} needs at least one agent")
+        return registry
+
     def register(self, item: Agent | type[Agent]) -> Agent:
         a = instantiate(item)
         check_agent(a)

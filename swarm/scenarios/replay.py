@@ -16,8 +16,8 @@ import yaml
 
 from swarm.agents import AgentRegistry
 from swarm.context import TOOL_REPLAY_SERVICE
-from swarm.errors import ReplayedError, TaskNotFound, ToolError
-from swarm.failure import rebuild_exception
+from swarm.errors import TaskNotFound, ToolError
+from swarm.failure import canonical_arguments, recorded_tool_result
 from swarm.models import Result, Task
 from swarm.scenarios.format import FixtureCall
 from swarm.scenarios.runner import AgentPack, RouterFactory, default_router_factory
@@ -39,7 +39,6 @@ __all__ = [
     "save_suite",
     "suite_from_run",
 ]
-
 
 
 # ---- what a run recorded -----------------------------------------------------------------------
@@ -196,14 +195,7 @@ class ToolReplay:
                 "never calls tools (allow it with --live-tools)"
             )
         self.served += 1
-        if span["status"] == "error":
-            record = span["attributes"].get("exception")
-            if isinstance(record, dict):
-                # The class the tool raised, so the agent's `except` takes the same branch.
-                raise rebuild_exception(record)
-            # A span from before exceptions were recorded: only its text is known.
-            raise ReplayedError(f"replayed failure of tool {name!r}: {span['error']}")
-        return json.loads(json.dumps(span["attributes"]["output"])), True
+        return recorded_tool_result(span), True
 
 
 def _take(queue: deque[dict[str, Any]] | None) -> dict[str, Any] | None:
@@ -213,8 +205,7 @@ def _take(queue: deque[dict[str, Any]] | None) -> dict[str, Any] | None:
     return queue.popleft() if len(queue) > 1 else queue[0]
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+_canonical = canonical_arguments
 
 
 # ---- comparing runs ----------------------------------------------------------------------------

@@ -13,13 +13,11 @@ a child that did not finish runs again, as a new task.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from swarm.errors import ReplayedError
-from swarm.failure import rebuild_exception
+from swarm.failure import canonical_arguments, recorded_tool_result
 from swarm.models import Result, Task, TaskStatus
 
 __all__ = ["ResumeReplay"]
@@ -87,17 +85,11 @@ class ResumeReplay:
             return call(), False
         span = queue.popleft()
         self.served += 1
-        if span["status"] == "error":
-            record = span["attributes"].get("exception")
-            if isinstance(record, dict):
-                raise rebuild_exception(record)
-            raise ReplayedError(f"replayed failure of tool {name!r}: {span['error']}")
-        return json.loads(json.dumps(span["attributes"]["output"])), True
+        return recorded_tool_result(span), True
 
 
 _SETTLED = frozenset({TaskStatus.DONE.value, TaskStatus.FAILED.value, TaskStatus.REJECTED.value})
 """Children whose result stands; a cancelled (or superseded) child runs again."""
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+_canonical = canonical_arguments

@@ -5,7 +5,7 @@ router and LLM rooms) a hash encoder and a scripted LLM backend. Use them to tes
 from swarm.clock import VirtualClock
 from swarm.testing.encoders import HashEncoder
 from swarm.testing.llm import ScriptedLLM, call_tool
-from swarm.testing.routers import FakeRouter, KeywordRouter
+from swarm.testing.routers import FakeRouter, KeywordRouter, centroid_router
 
 __all__ = [
     "FakeRouter",
@@ -14,4 +14,5 @@ __all__ = [
     "ScriptedLLM",
     "VirtualClock",
     "call_tool",
+    "centroid_router",
 ]

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from swarm.models import Decision
 from swarm.router.keyword import KeywordRouter
 
-__all__ = ["FakeRouter", "KeywordRouter"]
+__all__ = ["FakeRouter", "KeywordRouter", "centroid_router"]
 
 
 class FakeRouter:
@@ -43,3 +44,34 @@ class FakeRouter:
         if agent is None:
             return Decision(None, 1.0, version=self.version, status="out_of_scope")
         return Decision(agent, 1.0, ((agent, 1.0),), version=self.version)
+
+
+def centroid_router(agents: Iterable[Any], version: str, *, dim: int = 64) -> Any:
+    """A saved-able `Router` made in milliseconds, without training or a model: each agent's score
+    is the cosine of the text to the mean of its examples and description, hash-encoded
+    (`HashEncoder(dim)`). It keeps its examples, so it explains decisions (neighbours) like a
+    trained one. `agents`: an `AgentRegistry`, or anything with `name`, `description` and
+    `examples`. For tests of what surrounds a router: versions, serving, explanations."""
+    import numpy as np
+
+    from swarm.router import ExampleBank, Router, RoutingPolicy
+    from swarm.testing.encoders import HashEncoder
+
+    registered = getattr(agents, "names", None)  # a registry's own order of its agents
+    agents = list(agents)
+    encoder = HashEncoder(dim)
+    texts = [t for a in agents for t in [*a.examples, a.description]]
+    labels = [a.name for a in agents for _ in [*a.examples, a.description]]
+    names = list(registered) if registered is not None else [a.name for a in agents]
+    vectors = encoder.encode(texts)  # (n, dim)
+    centroids = np.stack(
+        [vectors[[i for i, label in enumerate(labels) if label == n]].mean(0) for n in names]
+    )  # (agents, dim)
+    return Router(
+        encoder,
+        {"out.weight": (centroids.T * 20.0).astype(np.float32)},  # (dim, agents)
+        names,
+        RoutingPolicy(oos_label=None),
+        version=version,
+        examples=ExampleBank(texts, labels, vectors),
+    )

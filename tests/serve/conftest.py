@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from swarm import Swarm
 from swarm.agents import AgentRegistry
-from swarm.router import ExampleBank, Router, RoutingPolicy
-from swarm.testing import HashEncoder, KeywordRouter
+from swarm.testing import KeywordRouter, centroid_router
 from swarm.testing.serve import LiveServer
 from swarm_examples import bank
 
@@ -106,30 +104,6 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any], 
                 data.append(value)
             elif name == "id":
                 ident = value
-
-
-def centroid_router(registry: AgentRegistry, version: str) -> Router:
-    """A router without training (milliseconds, no torch): each agent's score is the cosine of the
-    text to the mean of its examples, hash-encoded; it keeps its examples, so it can explain."""
-    encoder = HashEncoder(64)
-    texts, labels = [], []
-    for a in registry:
-        for text in [*a.examples, a.description]:
-            texts.append(text)
-            labels.append(a.name)
-    names = registry.names
-    vectors = encoder.encode(texts)  # (n, 64)
-    centroids = np.stack(
-        [vectors[[i for i, label in enumerate(labels) if label == n]].mean(0) for n in names]
-    )  # (agents, 64)
-    return Router(
-        encoder,
-        {"out.weight": (centroids.T * 20.0).astype(np.float32)},  # (64, agents)
-        names,
-        RoutingPolicy(oos_label=None),
-        version=version,
-        examples=ExampleBank(texts, labels, vectors),
-    )
 
 
 @pytest.fixture

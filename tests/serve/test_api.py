@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from swarm.testing import centroid_router
 from swarm.testing.serve import LiveServer
-from tests.serve.conftest import MakeServer, centroid_router, wait_done
+from tests.serve.conftest import MakeServer, wait_done
 
 
 def test_submit_then_poll_until_done(client: httpx.Client) -> None:

@@ -48,7 +48,7 @@ def test_list_and_use_versions(
 
 
 def test_version_errors(make_server: MakeServer, registry: AgentRegistry, models_dir: Path) -> None:
-    from tests.serve.conftest import centroid_router
+    from swarm.testing import centroid_router
 
     other = AgentRegistry([a for a in registry if a.name != "fees"])
     centroid_router(other, "v3-without-fees").save(models_dir, make_current=False)

@@ -8,40 +8,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from swarm.router import ExampleBank, Router, RoutingPolicy
-from swarm.testing import HashEncoder
+from swarm.testing import centroid_router
 
 from .page_agents import AGENTS
-
-
-def centroid_router(version: str, agents: Iterable[Any] = AGENTS) -> Router:
-    """`agents`: anything with `name`, `description` and `examples` (classes or instances)."""
-    agents = list(agents)
-    encoder = HashEncoder(64)
-    texts = [t for a in agents for t in [*a.examples, a.description]]
-    labels = [a.name for a in agents for _ in [*a.examples, a.description]]
-    names = [a.name for a in agents]
-    vectors = encoder.encode(texts)  # (n, 64)
-    centroids = np.stack(
-        [vectors[[i for i, label in enumerate(labels) if label == n]].mean(0) for n in names]
-    )  # (agents, 64)
-    return Router(
-        encoder,
-        {"out.weight": (centroids.T * 20.0).astype(np.float32)},  # (64, agents)
-        names,
-        RoutingPolicy(oos_label=None),
-        version=version,
-        examples=ExampleBank(texts, labels, vectors),
-    )
 
 
 def build_versions(models_dir: Path, agents: Iterable[Any] = AGENTS) -> list[str]:
     """Save `v1-first` and `v2-second` (which serves) in `models_dir`; their names, oldest first."""
     agents = list(agents)
-    centroid_router("v1-first", agents).save(models_dir, make_current=False)
-    centroid_router("v2-second", agents).save(models_dir)
+    centroid_router(agents, "v1-first").save(models_dir, make_current=False)
+    centroid_router(agents, "v2-second").save(models_dir)
     return ["v1-first", "v2-second"]
 
 
@@ -97,7 +73,7 @@ def build_gated_versions(models_dir: Path, agents: Iterable[Any] = AGENTS) -> li
         (KEPT_BESIDE, _gate(False, 0.1739, 0.1304, suites, 46)),
     ]
     for version, promotion in made:
-        router = centroid_router(version, agents)
+        router = centroid_router(agents, version)
         router.manifest["metrics"] = oof
         if promotion is not None:
             router.manifest["promotion"] = promotion
