@@ -343,10 +343,7 @@ class Bank:
             self._require_customer(s, customer_id)
             if not tx_id:
                 raise BankRefusal("which payment do you want to dispute? Give me its reference")
-            tx = s.get(Transaction, tx_id)
-            account = s.get(Account, tx.account_id) if tx is not None else None
-            if tx is None or account is None or account.customer_id != customer_id:
-                raise BankRefusal(f"payment {tx_id} is not on your accounts")
+            self._own_transaction(s, customer_id, tx_id, f"payment {tx_id} is not on your accounts")
             existing = s.scalar(select(Dispute).where(Dispute.transaction_id == tx_id))
             if existing is not None:
                 # Another task (or an earlier request) already disputed it: one case per payment.
@@ -413,15 +410,10 @@ class Bank:
     ) -> dict[str, Any]:
         def effect(s: Session) -> dict[str, Any]:
             self._require_customer(s, customer_id)
-            tx = s.get(Transaction, tx_id) if tx_id else None
-            account = s.get(Account, tx.account_id) if tx is not None else None
-            if (
-                tx is None
-                or tx.kind != "transfer"
-                or account is None
-                or (account.customer_id != customer_id)
-            ):
-                raise BankRefusal(f"transfer {tx_id or '(none given)'} is not one of yours")
+            refusal = f"transfer {tx_id or '(none given)'} is not one of yours"
+            tx, account = self._own_transaction(s, customer_id, tx_id, refusal)
+            if tx.kind != "transfer":
+                raise BankRefusal(refusal)
             if tx.status != "pending":
                 raise BankRefusal(f"transfer {tx.id} is {tx.status}; only pending ones can stop")
             tx.status = "cancelled"
@@ -441,10 +433,8 @@ class Bank:
 
         def effect(s: Session) -> dict[str, Any]:
             self._require_customer(s, customer_id)
-            tx = s.get(Transaction, tx_id) if tx_id else None
-            account = s.get(Account, tx.account_id) if tx is not None else None
-            if tx is None or account is None or account.customer_id != customer_id:
-                raise BankRefusal(f"payment {tx_id or '(none given)'} is not one of yours")
+            refusal = f"payment {tx_id or '(none given)'} is not one of yours"
+            tx, account = self._own_transaction(s, customer_id, tx_id, refusal)
             check_refundable(tx.id, tx.kind, tx.status)
             tx.status = "refunded"
             account.balance_cents -= tx.amount_cents  # a payment is negative: this pays it back
@@ -498,6 +488,17 @@ class Bank:
         if c is None:
             raise BankRefusal(f"there is no customer {customer_id} at this bank")
         return c
+
+    def _own_transaction(
+        self, s: Session, customer_id: str | None, tx_id: str | None, refusal: str
+    ) -> tuple[Transaction, Account]:
+        """The customer's transaction `tx_id` and its account; `BankRefusal(refusal)` when it is
+        not theirs (or there is none)."""
+        tx = s.get(Transaction, tx_id) if tx_id else None
+        account = s.get(Account, tx.account_id) if tx is not None else None
+        if tx is None or account is None or account.customer_id != customer_id:
+            raise BankRefusal(refusal)
+        return tx, account
 
     def _own_card(self, s: Session, customer_id: str | None, last4: str | None) -> Card:
         self._require_customer(s, customer_id)
